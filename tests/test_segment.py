@@ -1,0 +1,169 @@
+"""Cleaning and segmentation, on real passages from the seed articles."""
+
+import re
+from collections import Counter
+
+import pytest
+
+from mineral_stance.corpus import seed_paths, segment_file
+from mineral_stance.segment import FOOTNOTE_MARKER, segment_text
+
+
+def texts(units, kind=None):
+    return [u.text for u in units if kind is None or u.kind == kind]
+
+
+def test_sentence_broken_across_blank_line_is_joined():
+    # minmetals-alliance-future: "美中" / blank line / "之间的下一个战场。"
+    source = (
+        "标题在这里\n\n摩根大通在今年6月10日发布的报告称,中国2022年生产了全球68%的稀土,"
+        "关键矿产可能成为美中\n\n之间的下一个战场。\n\n随着中国新能源产业的快速崛起,美国的战略焦虑日益加剧。\n"
+    )
+    units = segment_text(source, "doc")
+    assert (
+        "摩根大通在今年6月10日发布的报告称,中国2022年生产了全球68%的稀土,关键矿产可能成为美中之间的下一个战场。"
+        in texts(units, "body")
+    )
+
+
+def test_spaces_between_chinese_characters_are_removed():
+    source = "题目\n\n结盟对抗是美国维护全球霸权的核心战略手段,而关键 矿产联盟则是美国众多联盟关系的重要组成和最新战略方 向。\n"
+    body = texts(segment_text(source, "doc"), "body")
+    assert body == [
+        "结盟对抗是美国维护全球霸权的核心战略手段,而关键矿产联盟则是美国众多联盟关系的重要组成和最新战略方向。"
+    ]
+
+
+def test_spaces_between_chinese_and_numbers_are_kept():
+    source = "題目\n亞太地區是所有這些行業的核心:據估計,全球 70% 的礦業產出是在亞太經合組織經濟體內生產和消費的。\n"
+    assert "全球 70% 的礦業產出" in texts(segment_text(source, "doc"), "body")[0]
+
+
+def test_english_word_hyphenated_across_lines_is_rejoined():
+    source = (
+        "题目\n\n（责任编辑：石刚）\n\nAbstract: Recent years have wit-\n\n"
+        "nessed notable progress in the global green transition. Correspondingly, the supply matters.\n"
+    )
+    body = texts(segment_text(source, "doc"), "body")
+    assert (
+        body[0]
+        == "Abstract: Recent years have witnessed notable progress in the global green transition."
+    )
+    assert body[1] == "Correspondingly, the supply matters."
+
+
+def test_footnote_markers_are_removed_and_footnote_bodies_kept_as_footnotes():
+    source = (
+        "美国关键矿产安全联盟探析^{*}\n\n"
+        "随着全球能源转型不断推进，美国持续增强自身关键矿产供应链韧性，^①并在战略推行中持续强\n\n"
+        "^{*} 本文是中国社会科学院青年科研启动项目的阶段性研究成果。\n\n"
+        "^① 王永中、万军、陈震：《能源转型背景下关键矿产博弈与中国供应安全》，《国际经济评论》，2023年第6期。\n\n"
+        "调“全政府”路径与私营部门积极性的有机结合。^①鉴于对华依赖程度较高,拜登政府将中国看作主要防范对象。\n"
+    )
+    units = segment_text(source, "doc")
+    assert texts(units, "heading") == ["美国关键矿产安全联盟探析"]
+    body = texts(units, "body")
+    assert (
+        body[0]
+        == "随着全球能源转型不断推进，美国持续增强自身关键矿产供应链韧性，并在战略推行中持续强调“全政府”路径与私营部门积极性的有机结合。"
+    )
+    assert body[1] == "鉴于对华依赖程度较高,拜登政府将中国看作主要防范对象。"
+    assert len(texts(units, "footnote")) == 2
+    assert not any("^" in t for t in texts(units))
+
+
+def test_table_rows_captions_and_source_notes():
+    source = (
+        "题目\n\n表1 美国关键矿产盟伴体系\n\n类型\t名称\t缩写\t建立时间\n双边机制\t美欧能源理事会\tEC\t2009\n\n"
+        "资料来源：作者自制。\n\n美国唯一的稀土矿位于加利福尼亚州的芒廷帕斯。图源:Wikimedia Commons\n\n"
+        "重要稀有金屬鎵(左)和銻\n"
+    )
+    kinds = Counter(u.kind for u in segment_text(source, "doc"))
+    assert kinds["table"] == 2
+    assert kinds["caption"] == 4
+
+
+def test_bylines_credits_and_related_links_are_boilerplate():
+    source = (
+        "應對中國關鍵礦產管制,“特朗普預計將加大力度確保供應”\n阮佳琪睡不够 玻璃心 脾气冲\n【文/觀察者網 阮佳琪】\n"
+        "港媒《南華早報》28日報道稱,美國總統拜登離任之際留下了一個國家安全挑戰。\n"
+        "本文系觀察者網獨家稿件,未經授權,不得轉載。\n"
+        "破碎的经济秩序——如何在特朗普时代重构国际体系|IPP全球智库纵览\n"
+    )
+    units = segment_text(source, "doc")
+    assert [u.kind for u in units] == [
+        "heading",
+        "boilerplate",
+        "boilerplate",
+        "body",
+        "boilerplate",
+        "boilerplate",
+    ]
+
+
+def test_chinese_sentences_split_at_terminals_but_not_semicolons():
+    source = "题目\n例如，中国稀土开采量占全球比重达到62%；中国是最大生产国。美国呢？这是问题！\n"
+    assert texts(segment_text(source, "doc"), "body") == [
+        "例如，中国稀土开采量占全球比重达到62%；中国是最大生产国。",
+        "美国呢？",
+        "这是问题！",
+    ]
+
+
+def test_english_sentences_respect_abbreviations_and_decimals():
+    source = (
+        "Title Here\n\nAbstract: The U.S. International Development Finance Corporation funds mines. "
+        "Demand may rise 1.5 times by 2040. Erin L. Murphy agrees.\n"
+    )
+    assert texts(segment_text(source, "doc"), "body") == [
+        "Abstract: The U.S. International Development Finance Corporation funds mines.",
+        "Demand may rise 1.5 times by 2040.",
+        "Erin L. Murphy agrees.",
+    ]
+
+
+def test_closing_quote_stays_with_its_sentence():
+    source = "題目\n他也直言,“美國很難在這樣的領域完全自力更生。”這是現實。\n"
+    assert texts(segment_text(source, "doc"), "body") == [
+        "他也直言,“美國很難在這樣的領域完全自力更生。”",
+        "這是現實。",
+    ]
+
+
+@pytest.fixture(scope="module")
+def seed_units():
+    return {path: segment_file(path) for path in seed_paths()}
+
+
+def test_offsets_point_into_the_source(seed_units):
+    for path, units in seed_units.items():
+        source = path.read_text(encoding="utf-8")
+        for unit in units:
+            assert source[unit.start] == unit.text[0], unit
+            assert source[unit.end - 1] == unit.text[-1], unit
+
+
+def test_nothing_is_silently_dropped(seed_units):
+    """Every visible character of a seed is in some unit, except footnote markers and the
+    hyphens of English words rejoined across a line break."""
+    for path, units in seed_units.items():
+        source = path.read_text(encoding="utf-8")
+        source = re.sub(r"-\s*\n\s*(?=[a-z])", "", FOOTNOTE_MARKER.sub("", source))
+        expected = Counter(re.sub(r"\s", "", source))
+        found = Counter(re.sub(r"\s", "", "".join(u.text for u in units)))
+        assert found == expected, path.name
+
+
+def test_every_seed_has_body_sentences_and_sequential_indices(seed_units):
+    for units in seed_units.values():
+        assert [u.index for u in units] == list(range(len(units)))
+        assert sum(u.kind == "body" for u in units) >= 40
+        assert len({u.id for u in units}) == len(units)
+
+
+def test_seed_kinds_cover_the_artefacts(seed_units):
+    kinds = Counter(u.kind for units in seed_units.values() for u in units)
+    for kind in ("body", "heading", "caption", "footnote", "table", "boilerplate"):
+        assert kinds[kind] > 0, kind
+    english = [u for units in seed_units.values() for u in units if u.text.startswith("Abstract:")]
+    assert len(english) == 3 and all(u.kind == "body" for u in english)
