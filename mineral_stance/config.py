@@ -54,14 +54,16 @@ class TrainConfig:
     batch_size: int = 16
     epochs: int = 8
     learning_rate: float = 3e-4
+    head_learning_rate: float = 2e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    # "lora" (peft adapters on attention/FFN) or "top_layers" (unfreeze the top N layers)
+    # "lora" (peft adapters on the top layers) or "top_layers" (train the top layers in full)
     method: str = "lora"
+    # how many of the encoder's top layers train; the rest are frozen and cached
+    trained_layers: int = 2
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.1
-    top_layers: int = 2
     freeze_embeddings: bool = True
     class_weighting: bool = True
     threads: int = 2

@@ -1,0 +1,160 @@
+"""The multi-task network: one shared encoder, three heads, saved as a directory.
+
+A sentence is encoded once (mean-pooled token states, as multilingual-e5 was
+trained), and three small linear heads read the pooled vector:
+
+- claim types: three sigmoid outputs, each with its own decision threshold;
+- stance: a four-way softmax;
+- voice: a two-way softmax.
+
+A saved model is a Hugging Face-style directory that never contains the base
+encoder, only what training changed:
+
+    config.json            label maps, thresholds, base model name, settings
+    heads.safetensors      the three heads
+    adapter/               LoRA adapter (peft) when trained with method "lora"
+    encoder_top.safetensors  unfrozen top layers when trained with "top_layers"
+    README.md              the model card
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModel, AutoTokenizer
+
+from mineral_stance.base_encoder import resolve_base_model
+from mineral_stance.config import CLAIM_TYPES, DEFAULT_BASE_MODEL, STANCES, VOICES
+
+CONFIG_NAME = "config.json"
+HEADS_NAME = "heads.safetensors"
+ADAPTER_DIR = "adapter"
+TOP_LAYERS_NAME = "encoder_top.safetensors"
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a trained model around its base encoder."""
+
+    base_model: str = DEFAULT_BASE_MODEL
+    method: str = "lora"
+    max_length: int = 128
+    # multilingual-e5 expects a "query: " prefix on every input it was trained on
+    text_prefix: str = "query: "
+    claim_types: list[str] = field(default_factory=lambda: list(CLAIM_TYPES))
+    stances: list[str] = field(default_factory=lambda: list(STANCES))
+    voices: list[str] = field(default_factory=lambda: list(VOICES))
+    claim_thresholds: list[float] = field(default_factory=lambda: [0.5] * len(CLAIM_TYPES))
+    trained_layers: int = 2
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["query", "key", "value", "dense"]
+    )
+    head_dropout: float = 0.1
+    training: dict = field(default_factory=dict)
+
+    def save(self, directory: Path) -> None:
+        text = json.dumps(asdict(self), ensure_ascii=False, indent=2)
+        (directory / CONFIG_NAME).write_text(text, encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> ModelConfig:
+        path = directory / CONFIG_NAME
+        if not path.exists():
+            raise FileNotFoundError(f"{directory} is not a mineral_stance model (no {CONFIG_NAME})")
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def default_text_prefix(base_model: str) -> str:
+    """The e5 family wants "query: "; other encoders get the sentence as it is."""
+    return "query: " if "e5" in base_model.lower() else ""
+
+
+class MultiTaskModel(nn.Module):
+    """Shared encoder plus claim, stance and voice heads over mean-pooled states."""
+
+    def __init__(self, encoder: nn.Module, config: ModelConfig):
+        super().__init__()
+        self.encoder = encoder
+        self.config = config
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.claim_head = nn.Linear(hidden, len(config.claim_types))
+        self.stance_head = nn.Linear(hidden, len(config.stances))
+        self.voice_head = nn.Linear(hidden, len(config.voices))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.heads(states, attention_mask)
+
+    def heads(self, states: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        """Logits of the three heads from the encoder's last hidden states."""
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        pooled = self.dropout(pooled)
+        return {
+            "claims": self.claim_head(pooled),
+            "stance": self.stance_head(pooled),
+            "voice": self.voice_head(pooled),
+        }
+
+    def heads_state_dict(self) -> dict[str, torch.Tensor]:
+        return {
+            name: tensor.detach().contiguous()
+            for name, tensor in self.state_dict().items()
+            if not name.startswith("encoder.")
+        }
+
+
+def load_encoder(base_model: str) -> tuple[nn.Module, object]:
+    """The base encoder and its tokenizer, from the bundled e5, a local dir or a hub id."""
+    location = resolve_base_model(base_model)
+    encoder = AutoModel.from_pretrained(location, add_pooling_layer=False)
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    return encoder, tokenizer
+
+
+def save_pretrained(model: MultiTaskModel, tokenizer, directory: str | Path) -> Path:
+    """Write the trained parts (never the base encoder) and the config."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.save(directory)
+    save_file(model.heads_state_dict(), directory / HEADS_NAME)
+    if model.config.method == "lora":
+        model.encoder.save_pretrained(directory / ADAPTER_DIR)
+    else:
+        trainable = {
+            name: param.detach().contiguous()
+            for name, param in model.encoder.named_parameters()
+            if param.requires_grad
+        }
+        save_file(trainable, directory / TOP_LAYERS_NAME)
+    return directory
+
+
+def from_pretrained(directory: str | Path) -> tuple[MultiTaskModel, object]:
+    """Rebuild a saved model on top of its base encoder, ready for inference."""
+    directory = Path(directory)
+    config = ModelConfig.load(directory)
+    encoder, tokenizer = load_encoder(config.base_model)
+    if config.method == "lora":
+        from peft import PeftModel
+
+        encoder = PeftModel.from_pretrained(encoder, directory / ADAPTER_DIR).merge_and_unload()
+    else:
+        missing = encoder.load_state_dict(load_file(directory / TOP_LAYERS_NAME), strict=False)
+        if missing.unexpected_keys:
+            raise ValueError(f"{directory}: weights do not fit the base encoder")
+    model = MultiTaskModel(encoder, config)
+    loaded = model.load_state_dict(load_file(directory / HEADS_NAME), strict=False)
+    missing_heads = [name for name in loaded.missing_keys if not name.startswith("encoder.")]
+    if missing_heads or loaded.unexpected_keys:
+        raise ValueError(f"{directory}: {HEADS_NAME} does not match the label maps in config.json")
+    model.eval()
+    return model, tokenizer

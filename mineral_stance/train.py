@@ -1,0 +1,282 @@
+"""Fine-tune the multi-task model on labelled sentences, on a CPU, reproducibly.
+
+Choices made for two CPU cores and a few hundred sentences:
+- inputs cut at 128 tokens and batched by length, so little time goes to padding;
+- the embedding matrix (250k x 384, most of the model) and all but the top
+  ``trained_layers`` transformer layers stay frozen; their output is computed
+  once per sentence and cached, so an epoch costs only the top layers;
+- the top layers train either through LoRA adapters (peft) on every attention
+  and feed-forward projection ("lora"), or in full ("top_layers");
+- class imbalance handled by loss weights (inverse square-root frequency);
+- one seed fixes data order, dropout and initialisation.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from mineral_stance.config import TrainConfig
+from mineral_stance.labels import Probabilities, Targets
+from mineral_stance.model import ModelConfig, MultiTaskModel, default_text_prefix, load_encoder
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def length_grouped_batches(
+    lengths: list[int], batch_size: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """Shuffled batches of similar-length items: shuffle, sort within windows, shuffle batches."""
+    order = rng.permutation(len(lengths))
+    window = batch_size * 8
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort([lengths[i] for i in chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    for index in rng.permutation(len(batches)):
+        yield batches[index]
+
+
+def balanced_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse square-root class frequency, normalised to mean 1 (absent classes get the max)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    weights = 1.0 / np.sqrt(np.maximum(counts, 1.0))
+    weights[counts == 0] = weights.max()
+    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+def positive_weights(claims: np.ndarray) -> torch.Tensor:
+    """BCE pos_weight per claim type: sqrt(negatives / positives), capped."""
+    positives = claims.sum(0).astype(float)
+    negatives = len(claims) - positives
+    ratio = np.sqrt(negatives / np.maximum(positives, 1.0))
+    return torch.tensor(np.clip(ratio, 1.0, 10.0), dtype=torch.float32)
+
+
+def prepare_encoder(encoder: nn.Module, config: TrainConfig, model_config: ModelConfig):
+    """Freeze the encoder, then attach LoRA adapters to, or unfreeze, its top layers."""
+    for param in encoder.parameters():
+        param.requires_grad = False
+    n_layers = encoder.config.num_hidden_layers
+    top = list(range(n_layers - config.trained_layers, n_layers))
+    if config.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=model_config.lora_target_modules,
+            layers_to_transform=top,
+            layers_pattern="layer",
+            bias="none",
+        )
+        return get_peft_model(encoder, lora)
+    if config.method == "top_layers":
+        for index in top:
+            for param in encoder.encoder.layer[index].parameters():
+                param.requires_grad = True
+        return encoder
+    raise ValueError(f"unknown training method {config.method!r} (use 'lora' or 'top_layers')")
+
+
+def underlying_model(encoder: nn.Module) -> nn.Module:
+    """The transformers model inside a peft wrapper (or the encoder itself)."""
+    return encoder.get_base_model() if hasattr(encoder, "get_base_model") else encoder
+
+
+@torch.inference_mode()
+def frozen_states(
+    encoder: nn.Module,
+    tokenizer,
+    texts: list[str],
+    prefix: str,
+    max_length: int,
+    first_trained: int,
+) -> list[torch.Tensor]:
+    """Per sentence, the hidden states entering the first trained layer (no padding)."""
+    base = underlying_model(encoder)
+    base.eval()
+    states: list[torch.Tensor] = [torch.empty(0)] * len(texts)
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    for start in range(0, len(texts), 32):
+        batch = order[start : start + 32]
+        inputs = tokenize(tokenizer, [texts[i] for i in batch], prefix, max_length)
+        hidden = base(**inputs, output_hidden_states=True).hidden_states[first_trained]
+        for row, index in enumerate(batch):
+            length = int(inputs["attention_mask"][row].sum())
+            states[index] = hidden[row, :length].clone()
+    return states
+
+
+def run_top_layers(
+    encoder: nn.Module, states: torch.Tensor, attention_mask: torch.Tensor, first_trained: int
+) -> torch.Tensor:
+    """The trained top layers over cached states, as the full model would run them."""
+    from transformers.masking_utils import create_bidirectional_mask
+
+    base = underlying_model(encoder)
+    mask = create_bidirectional_mask(
+        config=base.config, inputs_embeds=states, attention_mask=attention_mask
+    )
+    for layer in base.encoder.layer[first_trained:]:
+        states = layer(states, mask)
+    return states
+
+
+def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack variable-length cached states into a padded batch and its attention mask."""
+    longest = max(len(s) for s in states)
+    hidden = states[0].shape[-1]
+    batch = torch.zeros(len(states), longest, hidden)
+    mask = torch.zeros(len(states), longest, dtype=torch.long)
+    for row, item in enumerate(states):
+        batch[row, : len(item)] = item
+        mask[row, : len(item)] = 1
+    return batch, mask
+
+
+def tokenize(tokenizer, texts: list[str], prefix: str, max_length: int) -> dict:
+    return tokenizer(
+        [prefix + text for text in texts],
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
+
+
+def fit(
+    texts: list[str],
+    targets: Targets,
+    config: TrainConfig,
+    progress: bool = True,
+) -> tuple[MultiTaskModel, object]:
+    """Train a model from scratch on (texts, targets); return it in eval mode, with tokenizer."""
+    set_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    encoder, tokenizer = load_encoder(config.base_model)
+    model_config = ModelConfig(
+        base_model=config.base_model,
+        method=config.method,
+        max_length=config.max_length,
+        text_prefix=default_text_prefix(config.base_model),
+        trained_layers=config.trained_layers,
+        lora_r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        head_dropout=config.head_dropout,
+    )
+    first_trained = encoder.config.num_hidden_layers - config.trained_layers
+    cached = frozen_states(
+        encoder, tokenizer, texts, model_config.text_prefix, config.max_length, first_trained
+    )
+    encoder = prepare_encoder(encoder, config, model_config)
+    model = MultiTaskModel(encoder, model_config)
+    model.train()
+
+    claim_loss = nn.BCEWithLogitsLoss(
+        pos_weight=positive_weights(targets.claims) if config.class_weighting else None
+    )
+    stance_loss = nn.CrossEntropyLoss(
+        weight=balanced_weights(targets.stance, len(model_config.stances))
+        if config.class_weighting
+        else None
+    )
+    voice_loss = nn.CrossEntropyLoss(
+        weight=balanced_weights(targets.voice, len(model_config.voices))
+        if config.class_weighting
+        else None
+    )
+
+    head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": encoder_params, "lr": config.learning_rate},
+            {"params": head_params, "lr": config.head_learning_rate},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    steps_per_epoch = -(-len(texts) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    )
+    rng = np.random.default_rng(config.seed)
+    claims = torch.tensor(targets.claims, dtype=torch.float32)
+    stance = torch.tensor(targets.stance)
+    voice = torch.tensor(targets.voice)
+    lengths = [len(state) for state in cached]
+
+    bar = tqdm(total=total_steps, desc="training", disable=not progress, unit="batch")
+    for _epoch in range(config.epochs):
+        for batch in length_grouped_batches(lengths, config.batch_size, rng):
+            states, mask = pad_states([cached[i] for i in batch])
+            top_states = run_top_layers(model.encoder, states, mask, first_trained)
+            logits = model.heads(top_states, mask)
+            loss = (
+                claim_loss(logits["claims"], claims[batch])
+                + stance_loss(logits["stance"], stance[batch])
+                + voice_loss(logits["voice"], voice[batch])
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    model.config.training = {
+        k: v for k, v in vars(config).items() if k != "extra" and isinstance(v, int | float | str)
+    }
+    model.eval()
+    return model, tokenizer
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: MultiTaskModel, tokenizer, texts: list[str], batch_size: int = 64
+) -> Probabilities:
+    """Probabilities for every text, batched by length (sorted), returned in input order."""
+    config = model.config
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    claims = np.zeros((len(texts), len(config.claim_types)), dtype=np.float32)
+    stance = np.zeros((len(texts), len(config.stances)), dtype=np.float32)
+    voice = np.zeros((len(texts), len(config.voices)), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        batch = order[start : start + batch_size]
+        inputs = tokenize(
+            tokenizer, [texts[i] for i in batch], config.text_prefix, config.max_length
+        )
+        logits = model(inputs["input_ids"], inputs["attention_mask"])
+        claims[batch] = torch.sigmoid(logits["claims"]).numpy()
+        stance[batch] = torch.softmax(logits["stance"], -1).numpy()
+        voice[batch] = torch.softmax(logits["voice"], -1).numpy()
+    return Probabilities(claims=claims, stance=stance, voice=voice)
+
+
+def tune_thresholds(probabilities: np.ndarray, truth: np.ndarray) -> list[float]:
+    """Per claim type, the threshold that maximises F1 on held-out predictions."""
+    from sklearn.metrics import f1_score
+
+    candidates = np.linspace(0.1, 0.9, 33)
+    thresholds = []
+    for column in range(truth.shape[1]):
+        scores = [
+            f1_score(truth[:, column], probabilities[:, column] >= t, zero_division=0)
+            for t in candidates
+        ]
+        thresholds.append(float(candidates[int(np.argmax(scores))]))
+    return thresholds
