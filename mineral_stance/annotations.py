@@ -14,11 +14,15 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
 from mineral_stance.config import CLAIM_TYPES, STANCES, VOICES
+
+if TYPE_CHECKING:
+    from mineral_stance.labels import Targets
 
 REQUIRED_FIELDS = ("id", "doc_id", "text", "claim_types", "stance", "voice")
 
@@ -209,3 +213,20 @@ def _labels(record: dict) -> dict:
 def claim_type_counts(records: list[dict]) -> Counter:
     """How often each claim type occurs (for quick checks and the model card)."""
     return Counter(claim for record in records for claim in record["claim_types"])
+
+
+def labelled_dataset(records: list[dict]) -> tuple[list[str], Targets, list[str]]:
+    """Texts, label arrays and document ids of records, in file order."""
+    from mineral_stance.labels import targets_from_records
+
+    return (
+        [record["text"] for record in records],
+        targets_from_records(records),
+        [record["doc_id"] for record in records],
+    )
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -42,7 +42,8 @@ CLOSERS = "”’」』）)\"'》"
 LINE_FINAL = CHINESE_TERMINALS + ENGLISH_TERMINALS + CLOSERS + ":：;；…"
 
 # --- What each kind of line looks like in the seeds --------------------------
-FOOTNOTE_MARKER = re.compile(r"\^\{[^}]*\}|\^[①-⑳\d*]+")
+# ^① or ^{*}; never the digits after them ("^④2022年" is marker + year)
+FOOTNOTE_MARKER = re.compile(r"\^(?:\{[^}]*\}|[①-⑳]|\*)")
 FOOTNOTE_LINE = re.compile(r"^(?:-\s*)?(?:\^\{[^}]*\}|\^?[①-⑳])")
 CAPTION_LINE = re.compile(
     r"^(?:图源|圖源|图\s*\d|圖\s*\d|表\s*\d|资料来源|資料來源|来源：|來源：)"
@@ -281,7 +282,7 @@ def english_abbreviations() -> frozenset[str]:
 def sentence_ends(text: str) -> Iterator[int]:
     """Positions just after each sentence end, following the label schema."""
     length = len(text)
-    i = 0
+    i = start = 0
     while i < length:
         char = text[i]
         end = None
@@ -294,12 +295,20 @@ def sentence_ends(text: str) -> Iterator[int]:
             if (j == length or text[j].isspace()) and not _ends_in_abbreviation(text, i):
                 end = i + 1
         if end is not None:
-            while end < length and (text[end] in CLOSERS or text[end] in "。！？"):
+            while end < length and (text[end] in "。！？" or _closes(text, start, end)):
                 end += 1
             yield end
-            i = end
+            i = start = end
             continue
         i += 1
+
+
+def _closes(text: str, start: int, position: int) -> bool:
+    """A closing quote or bracket; a straight quote only if one is open in this sentence."""
+    char = text[position]
+    if char in "\"'":
+        return text.count(char, start, position) % 2 == 1
+    return char in CLOSERS
 
 
 def _ends_in_abbreviation(text: str, dot: int) -> bool:

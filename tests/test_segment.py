@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from mineral_stance.corpus import seed_paths, segment_file
-from mineral_stance.segment import FOOTNOTE_MARKER, segment_text
+from mineral_stance.segment import segment_text
 
 
 def texts(units, kind=None):
@@ -148,7 +148,8 @@ def test_nothing_is_silently_dropped(seed_units):
     hyphens of English words rejoined across a line break."""
     for path, units in seed_units.items():
         source = path.read_text(encoding="utf-8")
-        source = re.sub(r"-\s*\n\s*(?=[a-z])", "", FOOTNOTE_MARKER.sub("", source))
+        markers = re.compile(r"\^\{\*\}|\^[①-⑳]")  # the seeds' two marker styles
+        source = re.sub(r"-\s*\n\s*(?=[a-z])", "", markers.sub("", source))
         expected = Counter(re.sub(r"\s", "", source))
         found = Counter(re.sub(r"\s", "", "".join(u.text for u in units)))
         assert found == expected, path.name
@@ -167,3 +168,23 @@ def test_seed_kinds_cover_the_artefacts(seed_units):
         assert kinds[kind] > 0, kind
     english = [u for units in seed_units.values() for u in units if u.text.startswith("Abstract:")]
     assert len(english) == 3 and all(u.kind == "body" for u in english)
+
+
+def test_footnote_marker_does_not_swallow_a_following_year():
+    source = (
+        "题目\n强调了其对能源转型与安全的重要意义。^④2022年至2023年期间，国际能源署启动项目。\n"
+    )
+    assert texts(segment_text(source, "doc"), "body") == [
+        "强调了其对能源转型与安全的重要意义。",
+        "2022年至2023年期间，国际能源署启动项目。",
+    ]
+
+
+def test_straight_quote_opening_the_next_sentence_is_not_a_closer():
+    source = '题目\n潜在加入者还有智利。"金砖+"目前占据着全球主导地位。他说:"好。"然后走了。\n'
+    assert texts(segment_text(source, "doc"), "body") == [
+        "潜在加入者还有智利。",
+        '"金砖+"目前占据着全球主导地位。',
+        '他说:"好。"',
+        "然后走了。",
+    ]

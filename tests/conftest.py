@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny BERT built from scratch, so model tests run in seconds offline."""
+
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+from mineral_stance.corpus import seed_paths
+
+SENTENCES = [
+    {
+        "text": "美国应与盟友合作，确保供应链安全。",
+        "claim_types": ["policy_recommendation"],
+        "stance": "support",
+        "voice": "author",
+    },
+    {
+        "text": "中國一直供應美國54%的鍺,53%的鎵。",
+        "claim_types": ["statistic"],
+        "stance": "unrelated",
+        "voice": "reported",
+    },
+    {
+        "text": "美国主导关键矿产联盟是出于一已私利。",
+        "claim_types": [],
+        "stance": "oppose",
+        "voice": "author",
+    },
+    {
+        "text": "美國近期與澳大利亞就關鍵礦產達成了初步協議。",
+        "claim_types": [],
+        "stance": "neutral",
+        "voice": "author",
+    },
+    {
+        "text": "这并非中国最后一次诉诸经济胁迫。",
+        "claim_types": ["threat_framing"],
+        "stance": "unrelated",
+        "voice": "author",
+    },
+    {
+        "text": "The Minerals Security Partnership (MSP) was launched in 2022.",
+        "claim_types": [],
+        "stance": "neutral",
+        "voice": "author",
+    },
+]
+
+
+def make_records(n_docs: int = 3) -> list[dict]:
+    """Small schema records spread over several documents (every label occurs)."""
+    records = []
+    for doc in range(n_docs):
+        for i, sentence in enumerate(SENTENCES):
+            records.append({"id": f"doc{doc}:{i:04d}", "doc_id": f"doc{doc}", **sentence})
+    return records
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory) -> Path:
+    """A 2-layer BERT with a WordPiece vocabulary learnt from the seeds, saved HF-style."""
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(handle_chinese_chars=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=800, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
+    tokenizer.train([str(p) for p in seed_paths()], trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        special_tokens=[
+            ("[CLS]", tokenizer.token_to_id("[CLS]")),
+            ("[SEP]", tokenizer.token_to_id("[SEP]")),
+        ],
+    )
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    wrapped.save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=160,
+    )
+    BertModel(config, add_pooling_layer=False).save_pretrained(directory)
+    return directory

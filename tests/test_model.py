@@ -1,0 +1,130 @@
+"""Training smoke runs, the cached-state shortcut, save/load round trips, evaluate --json."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mineral_stance.cli import main
+from mineral_stance.config import TrainConfig
+from mineral_stance.labels import targets_from_records
+from mineral_stance.model import load_encoder
+from mineral_stance.predict import StanceClassifier
+from mineral_stance.train import frozen_states, pad_states, run_top_layers
+
+from .conftest import make_records
+
+
+def tiny_config(base, method: str) -> TrainConfig:
+    return TrainConfig(
+        base_model=str(base),
+        method=method,
+        trained_layers=1,
+        epochs=3,
+        batch_size=4,
+        learning_rate=5e-3,
+        lora_r=4,
+        lora_alpha=8,
+        seed=3,
+    )
+
+
+def test_cached_frozen_states_reproduce_the_full_forward_pass(tiny_base_model):
+    encoder, tokenizer = load_encoder(str(tiny_base_model))
+    encoder.eval()
+    texts = [r["text"] for r in make_records(1)]
+    states, mask = pad_states(frozen_states(encoder, tokenizer, texts, "", 64, first_trained=1))
+    with torch.no_grad():
+        top = run_top_layers(encoder, states, mask, first_trained=1)
+        inputs = tokenizer(texts, padding=True, return_tensors="pt")
+        full = encoder(**inputs).last_hidden_state
+    assert torch.allclose(top[mask.bool()], full[inputs["attention_mask"].bool()], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lora", "top_layers"])
+def test_fit_predict_save_load_round_trip(tiny_base_model, tmp_path, method):
+    records = make_records()
+    texts = [r["text"] for r in records]
+    classifier = StanceClassifier(tiny_config(tiny_base_model, method))
+    classifier.fit(texts, targets_from_records(records))
+    classifier.claim_thresholds = [0.3, 0.6, 0.45]
+
+    probabilities = classifier.predict_proba(texts)
+    assert probabilities.claims.shape == (len(texts), 3)
+    assert np.allclose(probabilities.stance.sum(1), 1, atol=1e-5)
+    assert np.allclose(probabilities.voice.sum(1), 1, atol=1e-5)
+
+    results = classifier.predict(texts[:2])
+    assert results[0].stance in ("support", "oppose", "neutral", "unrelated")
+    assert set(results[0].probabilities) >= {"claim_statistic", "stance_oppose", "voice_reported"}
+
+    directory = classifier.save_pretrained(tmp_path / "model")
+    files = {p.name for p in directory.iterdir()}
+    assert {"config.json", "heads.safetensors"} <= files
+    assert ("adapter" in files) == (method == "lora")
+    assert "model.safetensors" not in files  # never the base encoder
+
+    reloaded = StanceClassifier.from_pretrained(directory)
+    assert reloaded.claim_thresholds == [0.3, 0.6, 0.45]
+    again = reloaded.predict_proba(texts)
+    assert np.allclose(again.claims, probabilities.claims, atol=1e-5)
+    assert np.allclose(again.stance, probabilities.stance, atol=1e-5)
+
+
+def test_training_is_deterministic_with_a_seed(tiny_base_model):
+    records = make_records(2)
+    texts = [r["text"] for r in records]
+    targets = targets_from_records(records)
+    first = StanceClassifier(tiny_config(tiny_base_model, "lora")).fit(texts, targets)
+    second = StanceClassifier(tiny_config(tiny_base_model, "lora")).fit(texts, targets)
+    assert np.allclose(first.predict_proba(texts).stance, second.predict_proba(texts).stance)
+
+
+def test_training_learns_the_training_set(tiny_base_model):
+    records = make_records(4)
+    texts = [r["text"] for r in records]
+    targets = targets_from_records(records)
+    config = tiny_config(tiny_base_model, "top_layers")
+    config.trained_layers, config.epochs, config.head_dropout = 2, 40, 0.0
+    config.learning_rate, config.head_learning_rate = 3e-3, 1e-2
+    classifier = StanceClassifier(config).fit(texts, targets)
+    decided = classifier.predict_proba(texts).decide([0.5, 0.5, 0.5])
+    assert (decided.stance == targets.stance).mean() >= 0.8
+
+
+def test_unknown_method_is_refused(tiny_base_model):
+    records = make_records(1)
+    with pytest.raises(ValueError, match="unknown training method"):
+        StanceClassifier(tiny_config(tiny_base_model, "everything")).fit(
+            [r["text"] for r in records], targets_from_records(records)
+        )
+
+
+def test_loading_a_directory_that_is_not_a_model_fails_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a mineral_stance model"):
+        StanceClassifier.from_pretrained(tmp_path)
+
+
+def test_evaluate_json_prints_the_documented_object(tiny_base_model, tmp_path, capsys):
+    records = make_records()
+    classifier = StanceClassifier(tiny_config(tiny_base_model, "lora"))
+    classifier.fit([r["text"] for r in records], targets_from_records(records))
+    model_dir = classifier.save_pretrained(tmp_path / "model")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+
+    assert main(["evaluate", str(gold), "--model", str(model_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == len(records)
+    assert set(result["claim_types"]["per_label"]) == {
+        "threat_framing",
+        "policy_recommendation",
+        "statistic",
+    }
+    for values in result["claim_types"]["per_label"].values():
+        assert set(values) == {"precision", "recall", "f1", "support"}
+    assert 0 <= result["stance"]["macro_f1"] <= 1 and 0 <= result["stance"]["accuracy"] <= 1
+    assert set(result["stance"]["per_label"]) == {"support", "oppose", "neutral", "unrelated"}
+    assert 0 <= result["voice"]["macro_f1"] <= 1 and "accuracy" in result["voice"]
+    assert (tmp_path / "gold.report.html").read_text("utf-8").count("<img") == 2
