@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from mineral_stance.config import (
+    FIRST_PASS_PATH,
     GOLD_PATH,
+    GUIDELINES_PATH,
     REPORTS_DIR,
     SECOND_PASS_PATH,
     SHIPPED_MODEL_DIR,
@@ -65,7 +67,15 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     """Cohen's kappa between two annotations of the same sentences."""
     from mineral_stance.annotations import agreement, load_records
 
-    result = agreement(load_records(args.first), load_records(args.second))
+    first, second = load_records(args.first), load_records(args.second)
+    if args.exclude_codebook_examples:
+        codebook = GUIDELINES_PATH.read_text(encoding="utf-8")
+        quoted = {r["id"] for r in first if r["text"][:15] in codebook}
+        first = [r for r in first if r["id"] not in quoted]
+        print(
+            f"left out {len(quoted & {r['id'] for r in second})} sentences quoted in the codebook"
+        )
+    result = agreement(first, second)
     print(result.to_text())
     if args.show_disagreements:
         for item in result.disagreements:
@@ -239,6 +249,83 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Label every sentence of many articles; one output table, per-article summaries."""
+    from tqdm.auto import tqdm
+
+    from mineral_stance.batch import (
+        BatchCounts,
+        RecordWriter,
+        append_target,
+        chunks_of_articles,
+        finish_parquet,
+        finished_doc_ids,
+        output_format,
+        read_output,
+        write_summaries,
+    )
+    from mineral_stance.inputs import InputProblem, iter_articles
+    from mineral_stance.predict import load_classifier
+
+    out = Path(args.output) if args.output else None
+    suffix = output_format(out)
+    if out is None and (args.resume or suffix != ".jsonl"):
+        raise ValueError("--resume needs an output file (-o)")
+    if out is not None and out.exists() and not (args.resume or args.overwrite):
+        raise ValueError(
+            f"{out} exists; use --resume to add the remaining articles or --overwrite to replace it"
+        )
+    if out is not None and args.overwrite:
+        for path in (out, append_target(out)):
+            path.unlink(missing_ok=True)
+    done_before = finished_doc_ids(out) if (out is not None and args.resume) else set()
+
+    classifier = load_classifier(args.model, threads=args.threads)
+    classifier.batch_size = args.batch_size
+    counts = BatchCounts()
+
+    def articles():
+        for item in iter_articles(
+            args.paths,
+            text_field=args.text_field,
+            id_field=args.id_field,
+            text_column=args.text_column,
+        ):
+            if isinstance(item, InputProblem):
+                counts.failed += 1
+                tqdm.write(f"error: {item}", file=sys.stderr)
+            elif item.doc_id in done_before:
+                counts.skipped += 1
+            else:
+                yield item
+
+    writer = RecordWriter(append_target(out) if out else None)
+    progress = tqdm(desc="classifying", unit=" articles", file=sys.stderr, disable=args.quiet)
+    try:
+        for chunk in chunks_of_articles(articles()):
+            groups = classifier.classify_unit_groups([units for _, units in chunk])
+            for (article, _), records in zip(chunk, groups, strict=True):
+                for record in records:
+                    record["source"] = article.source
+                if records:
+                    writer.write_article(records)
+                counts.done += 1
+                counts.sentences += len(records)
+                progress.update(1)
+    finally:
+        progress.close()
+        writer.close()
+        if out is not None and suffix == ".parquet":
+            finish_parquet(out)
+    if args.summary:
+        if out is None:
+            raise ValueError("--summary needs an output file (-o)")
+        n = write_summaries(read_output(out), Path(args.summary))
+        print(f"wrote {n} article summaries to {args.summary}", file=sys.stderr)
+    print(counts.final_line(), file=sys.stderr)
+    return 1 if counts.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mineral-stance",
@@ -262,10 +349,37 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(run=cmd_stats)
 
     agree = commands.add_parser("agreement", help="Cohen's kappa between two annotation files")
-    agree.add_argument("first", nargs="?", default=str(GOLD_PATH))
+    agree.add_argument("first", nargs="?", default=str(FIRST_PASS_PATH))
     agree.add_argument("second", nargs="?", default=str(SECOND_PASS_PATH))
     agree.add_argument("--show-disagreements", action="store_true")
+    agree.add_argument(
+        "--exclude-codebook-examples",
+        action="store_true",
+        help="leave out sentences quoted as examples in GUIDELINES.md",
+    )
     agree.set_defaults(run=cmd_agreement)
+
+    classify = commands.add_parser(
+        "classify",
+        help="label every sentence of articles (files, folders, globs, - for stdin)",
+        description="Exit status: 0 when every input was read, 1 when any input failed "
+        "(the batch still finishes), 2 on a usage error.",
+    )
+    classify.add_argument("paths", nargs="+", help="files, directories, globs, or - for stdin")
+    classify.add_argument(
+        "-o", "--output", help="output .jsonl (default: stdout), .csv or .parquet"
+    )
+    classify.add_argument("--summary", help="write per-article summaries here (.jsonl or .csv)")
+    classify.add_argument("--model", help="model directory (default: the shipped model)")
+    classify.add_argument("--batch-size", type=int, default=64)
+    classify.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    classify.add_argument("--resume", action="store_true", help="skip articles already in -o")
+    classify.add_argument("--overwrite", action="store_true", help="replace an existing -o")
+    classify.add_argument("--text-field", default="text", help="text field of .jsonl input")
+    classify.add_argument("--id-field", default=None, help="id field/column of .jsonl/.csv input")
+    classify.add_argument("--text-column", default="text", help="text column of .csv input")
+    classify.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    classify.set_defaults(run=cmd_classify)
 
     train = commands.add_parser("train", help="fine-tune the model from a config in training/")
     train.add_argument("--config", default="training/e5-lora.toml")

@@ -29,7 +29,10 @@ PROJECT_DIR = PACKAGE_DIR.parent
 SEEDS_DIR = PROJECT_DIR / "seeds"
 ANNOTATIONS_DIR = PROJECT_DIR / "annotations"
 GOLD_PATH = ANNOTATIONS_DIR / "gold.jsonl"
+# the first annotation before adjudication, and the independent second annotation
+FIRST_PASS_PATH = ANNOTATIONS_DIR / "first_pass.jsonl"
 SECOND_PASS_PATH = ANNOTATIONS_DIR / "second_pass.jsonl"
+GUIDELINES_PATH = ANNOTATIONS_DIR / "GUIDELINES.md"
 MODELS_DIR = PROJECT_DIR / "models"
 SHIPPED_MODEL_DIR = MODELS_DIR / "mineral-stance-e5-small"
 REPORTS_DIR = PROJECT_DIR / "training" / "reports"

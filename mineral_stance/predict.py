@@ -23,6 +23,7 @@ from mineral_stance.config import (
 )
 from mineral_stance.labels import Probabilities, Targets, label_dicts
 from mineral_stance.model import MultiTaskModel, from_pretrained, save_pretrained
+from mineral_stance.results import ArticleResult, Predictions
 from mineral_stance.segment import Unit, segment_text
 from mineral_stance.train import fit, predict_probabilities
 
@@ -80,36 +81,53 @@ class StanceClassifier:
             )
         return predict_probabilities(model, self.tokenizer, list(texts), self.batch_size)
 
-    def predict(self, texts: list[str]) -> list[SentenceResult]:
+    def predict(self, texts: list[str]) -> Predictions:
         """One result per sentence: labels plus the probability of every label."""
+        if isinstance(texts, str):
+            raise TypeError("predict() takes a list of sentences; wrap a single one in [ ]")
         probabilities = self.predict_proba(texts)
         decisions = label_dicts(probabilities.decide(self.claim_thresholds))
-        return [
-            SentenceResult(
-                text=text,
-                probabilities=_probability_dict(probabilities, i),
-                **decision,
-            )
-            for i, (text, decision) in enumerate(zip(texts, decisions, strict=True))
-        ]
+        return Predictions(
+            [
+                SentenceResult(
+                    text=text,
+                    probabilities=_probability_dict(probabilities, i),
+                    **decision,
+                )
+                for i, (text, decision) in enumerate(zip(texts, decisions, strict=True))
+            ]
+        )
 
     def classify_units(self, units: list[Unit]) -> list[dict]:
-        """Label body and heading units with the model; other kinds get the schema default."""
-        labelled = [u for u in units if u.kind in LABELLED_KINDS]
-        results = iter(self.predict([u.text for u in labelled]))
-        records = []
-        for unit in units:
-            record = unit.to_record()
-            if unit.kind in LABELLED_KINDS:
-                record.update(next(results).to_record())
-            else:
-                record.update({"claim_types": [], "stance": "unrelated", "voice": "author"})
-            records.append(record)
-        return records
+        """Label one article's units (see ``classify_unit_groups``)."""
+        return self.classify_unit_groups([units])[0]
 
-    def classify_article(self, text: str, doc_id: str | None = None) -> list[dict]:
-        """Segment an article with the project's cleaner and label every unit."""
-        return self.classify_units(segment_text(text, doc_id or "article"))
+    def classify_unit_groups(self, groups: list[list[Unit]]) -> list[list[dict]]:
+        """Label the units of several articles with one model call.
+
+        Body and heading units go through the model; captions, footnotes, tables
+        and boilerplate get the schema's default for non-claims (no claim,
+        ``unrelated``, ``author``) and probability columns left empty.
+        """
+        labelled = [u for units in groups for u in units if u.kind in LABELLED_KINDS]
+        results = iter(self.predict([u.text for u in labelled]))
+        out = []
+        for units in groups:
+            records = []
+            for unit in units:
+                record = unit.to_record()
+                if unit.kind in LABELLED_KINDS:
+                    record.update(next(results).to_record())
+                else:
+                    record.update({"claim_types": [], "stance": "unrelated", "voice": "author"})
+                records.append(record)
+            out.append(records)
+        return out
+
+    def classify_article(self, text: str, doc_id: str | None = None) -> ArticleResult:
+        """Segment an article with the project's cleaner; label every unit; summarise."""
+        doc_id = doc_id or "article"
+        return ArticleResult(doc_id, self.classify_units(segment_text(text, doc_id)))
 
     # --- Hugging Face conventions ------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:

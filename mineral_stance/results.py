@@ -1,0 +1,136 @@
+"""What the classifier hands back: per-sentence records, article summaries, tables and HTML."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from mineral_stance.config import CLAIM_TYPES, LABELLED_KINDS, STANCES
+
+STANCE_COLOURS = {
+    "support": "#d4f4dd",
+    "oppose": "#fbd5d5",
+    "neutral": "#e8e8f0",
+    "unrelated": "transparent",
+}
+CLAIM_BADGES = {
+    "threat_framing": "⚠ threat",
+    "policy_recommendation": "➜ rec.",
+    "statistic": "# stat",
+}
+TOP_SENTENCES = 3
+
+
+def summarise(units: list[dict], doc_id: str) -> dict:
+    """Counts and shares of claim types and stances over labelled units, plus a net stance.
+
+    The net stance score is (support − oppose) / (support + oppose + neutral):
+    +1 when every alliance-related sentence supports, −1 when every one
+    opposes, 0 when balanced or neutral; None when no sentence refers to the
+    alliance at all.
+    """
+    labelled = [u for u in units if u["kind"] in LABELLED_KINDS]
+    n = len(labelled)
+    summary: dict = {"doc_id": doc_id, "sentences": n, "units": len(units)}
+    for claim in CLAIM_TYPES:
+        count = sum(claim in u["claim_types"] for u in labelled)
+        summary[f"{claim}_count"] = count
+        summary[f"{claim}_share"] = round(count / n, 4) if n else 0.0
+    for stance in STANCES:
+        count = sum(u["stance"] == stance for u in labelled)
+        summary[f"stance_{stance}_count"] = count
+        summary[f"stance_{stance}_share"] = round(count / n, 4) if n else 0.0
+    support, oppose, neutral = (
+        summary[f"stance_{s}_count"] for s in ("support", "oppose", "neutral")
+    )
+    related = support + oppose + neutral
+    summary["net_stance"] = round((support - oppose) / related, 4) if related else None
+    summary["reported_share"] = (
+        round(sum(u["voice"] == "reported" for u in labelled) / n, 4) if n else 0.0
+    )
+    for claim in ("threat_framing", "policy_recommendation"):
+        ranked = sorted(
+            (u for u in labelled if claim in u["claim_types"]),
+            key=lambda u: u.get(f"p_claim_{claim}", 0.0),
+            reverse=True,
+        )
+        summary[f"top_{claim}"] = [
+            {"index": u["index"], "text": u["text"], "probability": u.get(f"p_claim_{claim}")}
+            for u in ranked[:TOP_SENTENCES]
+        ]
+    return summary
+
+
+@dataclass
+class ArticleResult:
+    """Every unit of one article with offsets, kind and labels, and the article summary."""
+
+    doc_id: str
+    units: list[dict]
+    summary: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.summary = summarise(self.units, self.doc_id)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per unit (sentence), probability columns included."""
+        return pd.DataFrame(self.units)
+
+    def _repr_html_(self) -> str:
+        """Jupyter view: the article with sentences shaded by stance and tagged by claim type."""
+        s = self.summary
+        net = "n/a" if s["net_stance"] is None else f"{s['net_stance']:+.2f}"
+        header = (
+            f"<div><b>{html.escape(self.doc_id)}</b> — {s['sentences']} sentences; "
+            + ", ".join(f"{c}: {s[f'{c}_count']}" for c in CLAIM_TYPES)
+            + f"; net stance {net}</div>"
+        )
+        legend = " ".join(
+            f'<span style="background:{colour};padding:0 4px">{name}</span>'
+            for name, colour in STANCE_COLOURS.items()
+            if name != "unrelated"
+        )
+        parts = []
+        for unit in self.units:
+            text = html.escape(unit["text"])
+            if unit["kind"] not in LABELLED_KINDS:
+                parts.append(f'<span style="color:#999" title="{unit["kind"]}">{text}</span>')
+                continue
+            badges = "".join(
+                f'<sup style="color:#a33;margin-left:2px">{CLAIM_BADGES[c]}</sup>'
+                for c in unit["claim_types"]
+            )
+            style = f"background:{STANCE_COLOURS[unit['stance']]}"
+            if unit["voice"] == "reported":
+                style += ";font-style:italic"
+            title = f"{unit['stance']} / {unit['voice']} / {', '.join(unit['claim_types']) or '-'}"
+            parts.append(
+                f'<span style="{style}" title="{html.escape(title)}">{text}</span>{badges}'
+            )
+        body = " ".join(parts)
+        return (
+            f'<div style="font-family:sans-serif;line-height:1.7">{header}'
+            f"<div>stance: {legend}; <i>italics</i>: reported</div>"
+            f'<p style="max-width:60em">{body}</p></div>'
+        )
+
+
+@dataclass
+class Predictions:
+    """Results for a list of sentences, convertible to a table."""
+
+    results: list
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, index: int):
+        return self.results[index]
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def to_pandas(self) -> pd.DataFrame:
+        return pd.DataFrame([result.to_record() for result in self.results])
