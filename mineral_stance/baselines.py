@@ -75,14 +75,17 @@ class LinearBaseline:
 
 
 class TfidfBaseline(LinearBaseline):
-    """Character 1–3-gram TF-IDF (works across scripts without a word segmenter)."""
+    """Character uni- and bigram TF-IDF (works across scripts without a word segmenter).
+
+    1–2-grams scored best of 1–2, 1–3 and 2–4 with C in {1, 4, 16} on the
+    leave-one-document-out protocol, so the baseline is not a straw man."""
 
     name = "tfidf-char-lr"
     C = 4.0
 
     def fit(self, texts: list[str], targets: Targets) -> TfidfBaseline:
         self.vectorizer = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(1, 3), min_df=2, sublinear_tf=True
+            analyzer="char_wb", ngram_range=(1, 2), min_df=1, sublinear_tf=True
         )
         self._fit_heads(self.vectorizer.fit_transform(texts), targets)
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +13,14 @@ from charset_normalizer import from_bytes
 from mineral_stance.config import SEEDS_DIR
 from mineral_stance.segment import Unit, segment_text
 
-# Encodings that Chinese commentary actually arrives in; tried in this order
-# before asking charset-normalizer to guess, because short GBK and Big5 texts
-# are easy to mistake for one another.
-LIKELY_ENCODINGS = ("utf-8", "gb18030", "big5")
+# Encodings that Chinese commentary actually arrives in. UTF-8 wins whenever it
+# decodes; otherwise every legacy candidate that decodes is scored by how common
+# its Chinese characters are (short GBK and Big5 texts decode as each other's
+# mojibake without an error), and the best one wins, ties going to the earlier.
+# Big5-HKSCS covers Hong Kong characters (e.g. 着) that plain Big5 lacks.
+LIKELY_ENCODINGS = ("utf-8", "gb18030", "big5", "big5hkscs")
+# A legacy decoding must have at least this share of common characters.
+MIN_COMMON_SHARE = 0.3
 
 
 class InputError(ValueError):
@@ -32,33 +37,80 @@ class Article:
 
 
 def decode_bytes(data: bytes, source: str) -> str:
-    """Decode UTF-8 (with or without BOM), GB18030/GBK or Big5; refuse binary data."""
-    if not data.strip():
+    """Decode UTF-8 (with or without BOM), UTF-16 (with BOM), GB18030/GBK or Big5.
+
+    Refuses empty input, binary data (NUL bytes) and bytes no candidate decodes;
+    every error is an ``InputError`` whose message starts with ``source``.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = _strict(data, "utf-16", source)
+    elif data.startswith(b"\xef\xbb\xbf"):
+        text = _strict(data[3:], "utf-8", source)
+    else:
+        if b"\x00" in data[:4096]:
+            raise InputError(f"{source}: looks like a binary file (NUL bytes), not text")
+        text = _guess(data, source) if data.strip() else ""
+    if not text.strip():
         raise InputError(f"{source}: the file is empty")
-    if b"\x00" in data[:4096]:
-        raise InputError(f"{source}: looks like a binary file (NUL bytes), not text")
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict")
-    for encoding in LIKELY_ENCODINGS:
+    return text
+
+
+def _strict(data: bytes, encoding: str, source: str) -> str:
+    """Decode a file whose BOM names its encoding; a bad byte is an error with its line."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InputError(f"{source}: invalid {encoding} at line {line} despite its BOM") from None
+
+
+def _guess(data: bytes, source: str) -> str:
+    """UTF-8 if it decodes, else the best-scoring Chinese legacy encoding, else a guess."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        utf8_error = error
+    scored, no_chinese = [], []
+    for rank, encoding in enumerate(LIKELY_ENCODINGS[1:]):
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        if encoding == "utf-8" or _mostly_common_chinese(text):
-            return text
+        share = _common_share(text[:200_000])
+        if share is None:  # e.g. English with GBK curly quotes
+            no_chinese.append(text)
+        elif share >= MIN_COMMON_SHARE:
+            scored.append((share, -rank, text))
+    if scored:
+        return max(scored)[2]
+    if no_chinese:
+        return no_chinese[0]
     best = from_bytes(data).best()
     if best is None:
-        raise InputError(f"{source}: cannot detect the text encoding (undecodable bytes)")
+        line = data[: utf8_error.start].count(b"\n") + 1
+        raise InputError(
+            f"{source}: cannot detect the text encoding (undecodable bytes; "
+            f"not UTF-8 from line {line}, nor GB18030 or Big5)"
+        )
     return str(best)
 
 
-def _mostly_common_chinese(text: str) -> bool:
-    """Guard against decoding Big5 as GB18030 (or back): real text uses common characters."""
-    cjk = [c for c in text if "\u4e00" <= c <= "\u9fff"]
-    if not cjk:
-        return True
-    common = sum(1 for c in cjk if c in COMMON_CHARACTERS)
-    return common / len(cjk) >= 0.3
+# Characters that Chinese text never contains but GBK/Big5 mojibake often does:
+# private-use code points, kana, hangul and bopomofo.
+_MOJIBAKE = re.compile("[\ue000-\uf8ff\u3040-\u30ff\u3100-\u312f\uac00-\ud7af\ufffd]")
+_CJK = re.compile("[\u4e00-\u9fff]")
+
+
+def _common_share(text: str) -> float | None:
+    """Share of common characters among the wide ones; None if there are none.
+
+    Guards against decoding Big5 as GB18030 (or back): real text uses common
+    characters, mojibake uses rare ones and private-use code points.
+    """
+    wide = _CJK.findall(text) + _MOJIBAKE.findall(text)
+    if not wide:
+        return None
+    return sum(1 for c in wide if c in COMMON_CHARACTERS) / len(wide)
 
 
 # The most frequent characters of Simplified and Traditional Chinese news text.
