@@ -10,7 +10,9 @@ article. Parquet cannot be appended to, so a Parquet run appends to a journal
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -78,6 +80,40 @@ def finished_doc_ids(out: Path) -> set[str]:
     return done
 
 
+def repair_interrupted(path: Path) -> str | None:
+    """Make an output cut off mid-article whole again before appending to it.
+
+    Each article is written in one call and flushed, so an interruption (power
+    loss, full disk) can leave at most one article half-written, with its last
+    line cut short. That article's lines are removed (it will be classified
+    again); every finished article is kept. Returns the removed doc_id.
+    """
+    if not path.exists() or not path.stat().st_size:
+        return None
+    text = path.read_text(encoding="utf-8")
+    if text.endswith("\n"):
+        return None
+    lines = text.split("\n")
+    partial, complete = lines[-1], lines[:-1]
+    if path.suffix.lower() == ".csv":
+        header = next(csv.reader([complete[0]])) if complete else []
+        column = header.index("doc_id") if "doc_id" in header else None
+        doc_id = next(csv.reader([partial]), [None])[column] if column is not None else None
+
+        def keep(line: str) -> bool:
+            return next(csv.reader([line]))[column] != doc_id
+
+        kept = complete[:1] + [line for line in complete[1:] if keep(line)]
+    else:
+        found = re.search(r'"doc_id": "((?:[^"\\]|\\.)*)"', partial)
+        doc_id = json.loads(f'"{found.group(1)}"') if found else None
+        kept = [line for line in complete if json.loads(line).get("doc_id") != doc_id]
+    temporary = path.with_name(path.name + ".repair")
+    temporary.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    temporary.replace(path)
+    return doc_id
+
+
 def _complete_lines(path: Path) -> Iterator[str]:
     """Lines of a JSONL file, ignoring a last line cut short by an interruption."""
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -105,19 +141,21 @@ class RecordWriter:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.handle = open(path, "a", encoding="utf-8", newline="")
-        self.writer = None
         self.needs_header = self.csv and (path.stat().st_size == 0)
 
     def write_article(self, records: list[dict]) -> None:
+        """All of an article's records in one write, then flush: an article is in or out."""
+        buffer = io.StringIO()
         if self.csv:
-            if self.writer is None:
-                self.writer = csv.DictWriter(self.handle, fieldnames=list(records[0]))
-                if self.needs_header:
-                    self.writer.writeheader()
-            self.writer.writerows(to_csv_row(r) for r in records)
+            writer = csv.DictWriter(buffer, fieldnames=list(records[0]))
+            if self.needs_header:
+                writer.writeheader()
+                self.needs_header = False
+            writer.writerows(to_csv_row(r) for r in records)
         else:
             for record in records:
-                self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.handle.write(buffer.getvalue())
         self.handle.flush()
 
     def close(self) -> None:

@@ -262,6 +262,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         finished_doc_ids,
         output_format,
         read_output,
+        repair_interrupted,
         write_summaries,
     )
     from mineral_stance.inputs import InputProblem, iter_articles
@@ -278,7 +279,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if out is not None and args.overwrite:
         for path in (out, append_target(out)):
             path.unlink(missing_ok=True)
-    done_before = finished_doc_ids(out) if (out is not None and args.resume) else set()
+    done_before: set[str] = set()
+    if out is not None and args.resume:
+        cut = repair_interrupted(append_target(out))
+        if cut is not None:
+            print(f"{out}: article {cut!r} was cut off and will be redone", file=sys.stderr)
+        done_before = finished_doc_ids(out)
 
     classifier = load_classifier(args.model, threads=args.threads)
     classifier.batch_size = args.batch_size

@@ -20,6 +20,7 @@ encoder, only what training changed:
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from mineral_stance.base_encoder import resolve_base_model
 from mineral_stance.config import CLAIM_TYPES, DEFAULT_BASE_MODEL, STANCES, VOICES
@@ -115,8 +117,17 @@ class MultiTaskModel(nn.Module):
 def load_encoder(base_model: str) -> tuple[nn.Module, object]:
     """The base encoder and its tokenizer, from the bundled e5, a local dir or a hub id."""
     location = resolve_base_model(base_model)
-    encoder = AutoModel.from_pretrained(location, add_pooling_layer=False)
-    tokenizer = AutoTokenizer.from_pretrained(location)
+    # The load report lists the unused pooler of models saved with one; the
+    # heads never read the pooler, so only errors are worth printing here.
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        encoder = AutoModel.from_pretrained(location, add_pooling_layer=False)
+        tokenizer = AutoTokenizer.from_pretrained(location)
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        transformers_logging.enable_progress_bar()
     return encoder, tokenizer
 
 
@@ -146,7 +157,10 @@ def from_pretrained(directory: str | Path) -> tuple[MultiTaskModel, object]:
     if config.method == "lora":
         from peft import PeftModel
 
-        encoder = PeftModel.from_pretrained(encoder, directory / ADAPTER_DIR).merge_and_unload()
+        with warnings.catch_warnings():  # peft calls a deprecated transformers property
+            warnings.simplefilter("ignore", FutureWarning)
+            adapted = PeftModel.from_pretrained(encoder, directory / ADAPTER_DIR)
+        encoder = adapted.merge_and_unload()
     else:
         missing = encoder.load_state_dict(load_file(directory / TOP_LAYERS_NAME), strict=False)
         if missing.unexpected_keys:

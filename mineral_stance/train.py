@@ -14,6 +14,7 @@ Choices made for two CPU cores and a few hundred sentences:
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -82,7 +83,9 @@ def prepare_encoder(encoder: nn.Module, config: TrainConfig, model_config: Model
             layers_pattern="layer",
             bias="none",
         )
-        return get_peft_model(encoder, lora)
+        with warnings.catch_warnings():  # peft calls a deprecated transformers property
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_peft_model(encoder, lora)
     if config.method == "top_layers":
         for index in top:
             for param in encoder.encoder.layer[index].parameters():

@@ -94,3 +94,20 @@ def tiny_base_model(tmp_path_factory) -> Path:
     )
     BertModel(config, add_pooling_layer=False).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_base_model, tmp_path_factory) -> Path:
+    """A trained (tiny) mineral_stance model directory, for API and CLI tests."""
+    from mineral_stance.config import TrainConfig
+    from mineral_stance.labels import targets_from_records
+    from mineral_stance.predict import StanceClassifier
+
+    records = make_records()
+    config = TrainConfig(
+        base_model=str(tiny_base_model), trained_layers=1, epochs=2, batch_size=4, lora_r=4
+    )
+    classifier = StanceClassifier(config).fit(
+        [r["text"] for r in records], targets_from_records(records)
+    )
+    return classifier.save_pretrained(tmp_path_factory.mktemp("tiny-model") / "model")
