@@ -7,6 +7,7 @@ system, ``predict_proba(texts)`` returns ``Probabilities``, and
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -130,6 +131,116 @@ class EmbeddingBaseline(LinearBaseline):
 
     def predict_proba(self, texts: list[str]) -> Probabilities:
         return self._predict_heads(self.embed(texts))
+
+
+class SetFitBaseline(EmbeddingBaseline):
+    """SetFit: the same e5 body contrastively fine-tuned on stance pairs, then logistic heads.
+
+    The body is tuned once per ``fit`` (SetFit's cosine-similarity pair loss on the
+    stance labels, the hardest task, with a bounded step budget); the tuned body
+    then embeds sentences (mean pooled, L2-normalised) for balanced logistic
+    regression heads for every task, exactly as ``EmbeddingBaseline`` does with a
+    frozen body. Needs the optional extra: ``pip install -e .[setfit]``.
+    """
+
+    name = "setfit"
+
+    def __init__(
+        self,
+        base_model: str,
+        max_steps: int = 150,
+        seed: int = 13,
+        batch_size: int = 16,
+        num_iterations: int = 5,
+        body_learning_rate: float = 2e-5,
+        max_length: int = 128,
+    ):
+        super().__init__(base_model)
+        self.max_steps = max_steps
+        self.seed = seed
+        self.batch_size = batch_size
+        self.num_iterations = num_iterations
+        self.body_learning_rate = body_learning_rate
+        self.max_length = max_length
+
+    @staticmethod
+    def _import_setfit():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            import setfit
+        except ImportError as error:
+            raise ImportError(
+                "the setfit baseline needs the optional extra: pip install -e '.[setfit]'"
+            ) from error
+        setfit.logging.set_verbosity_warning()
+        setfit.logging.disable_progress_bar()
+        return setfit
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from mineral_stance.model import default_text_prefix
+
+        prefix = default_text_prefix(self.base_model)
+        return self._encoder.encode(
+            [prefix + text for text in texts],
+            batch_size=32,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    def fit(self, texts: list[str], targets: Targets) -> SetFitBaseline:
+        import tempfile
+
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        from transformers.utils import logging as transformers_logging
+
+        from mineral_stance.base_encoder import resolve_base_model
+        from mineral_stance.model import default_text_prefix
+
+        setfit = self._import_setfit()
+        prefix = default_text_prefix(self.base_model)
+        # As in load_encoder: the load report lists the unused pooler; only errors matter.
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+        try:
+            model = setfit.SetFitModel.from_pretrained(
+                resolve_base_model(self.base_model), device="cpu"
+            )
+            body = model.model_body
+            body.max_seq_length = self.max_length
+            if len(set(targets.stance.tolist())) > 1:  # contrastive pairs need two classes
+                with tempfile.TemporaryDirectory() as output_dir:
+                    args = setfit.TrainingArguments(
+                        output_dir=output_dir,
+                        batch_size=self.batch_size,
+                        num_epochs=1,
+                        max_steps=self.max_steps,
+                        num_iterations=self.num_iterations,
+                        body_learning_rate=self.body_learning_rate,
+                        seed=self.seed,
+                        max_length=self.max_length,
+                        show_progress_bar=False,
+                        report_to="none",
+                        logging_strategy="no",
+                        logging_first_step=False,
+                        save_strategy="no",
+                        eval_strategy="no",
+                    )
+                    trainer = setfit.Trainer(model=model, args=args)
+                    trainer.st_trainer.args.dataloader_pin_memory = False
+                    for callback in (ProgressCallback, PrinterCallback):
+                        trainer.st_trainer.remove_callback(callback)
+                    trainer.train_embeddings(
+                        [prefix + text for text in texts], targets.stance.tolist(), args=args
+                    )
+        finally:
+            transformers_logging.set_verbosity(verbosity)
+            transformers_logging.enable_progress_bar()
+        body.eval()
+        self._encoder = body
+        self._fit_heads(self.embed(texts), targets)
+        return self
 
 
 # --- Transparent rules ---------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -194,6 +195,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         EmbeddingBaseline,
         MajorityBaseline,
         RulesBaseline,
+        SetFitBaseline,
         TfidfBaseline,
     )
     from mineral_stance.evaluate import run_comparison
@@ -213,6 +215,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "tfidf-char-lr": TfidfBaseline,
         "e5-frozen-lr": lambda: EmbeddingBaseline(TrainConfig().base_model),
     }
+    if importlib.util.find_spec("setfit") is not None:
+        # 60 contrastive steps: what five folds of SetFit afford on a 2-core CPU
+        systems["setfit"] = lambda: SetFitBaseline(TrainConfig().base_model, max_steps=60)
     for config_path in args.configs:
         config = TrainConfig.from_toml(config_path)
         systems[f"fine-tuned ({Path(config_path).stem})"] = lambda config=config: StanceClassifier(
