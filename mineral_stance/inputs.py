@@ -35,7 +35,8 @@ from typing import Literal, TextIO
 
 from bs4 import BeautifulSoup
 
-from mineral_stance.corpus import Article, InputError, decode_bytes
+from mineral_stance.config import SEEDS_DIR
+from mineral_stance.corpus import Article, InputError, decode_bytes, load_manifest
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
@@ -131,6 +132,13 @@ def _walk(root: Path, recursive: bool) -> list[Path]:
 # --- Document identifiers --------------------------------------------------------
 
 
+def seed_doc_ids() -> dict[str, str]:
+    """File name → doc_id of the seed articles, from seeds/manifest.csv (if present)."""
+    if not (SEEDS_DIR / "manifest.csv").exists():
+        return {}
+    return {row["file"]: row["doc_id"] for row in load_manifest()}
+
+
 def file_keys(files: list[Path]) -> dict[Path, str]:
     """A short name per file, unique in the run: the stem, or more where stems clash.
 
@@ -140,10 +148,15 @@ def file_keys(files: list[Path]) -> dict[Path, str]:
     """
     stems = Counter(path.stem for path in files)
     keys = {path: path.stem for path in files}
+    seed_slugs = seed_doc_ids()
+    for path in files:  # the seed articles keep their manifest slugs
+        if Path(os.path.abspath(path)).parent == SEEDS_DIR and path.name in seed_slugs:
+            keys[path] = seed_slugs[path.name]
+            stems[path.stem] -= 1
     for stem, count in stems.items():
         if count < 2:
             continue
-        group = [path for path in files if path.stem == stem]
+        group = [path for path in files if path.stem == stem and keys[path] == stem]
         absolute = [Path(os.path.abspath(path)) for path in group]
         common = Path(os.path.commonpath([path.parent for path in absolute]))
         relative = [path.relative_to(common) for path in absolute]

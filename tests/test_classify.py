@@ -191,3 +191,11 @@ def test_classify_the_seed_articles(tmp_path, tiny_model_dir, capsys):
                           "--model", str(tiny_model_dir), "-q"], capsys)  # fmt: skip
     assert status == 0 and "5 article(s) done" in err
     assert len(out.read_text("utf-8").splitlines()) == 661
+
+
+def test_seed_articles_keep_their_manifest_slugs():
+    from mineral_stance.corpus import load_manifest
+    from mineral_stance.inputs import iter_articles
+
+    articles = list(iter_articles([str(p) for p in seed_paths()]))
+    assert [a.doc_id for a in articles] == [row["doc_id"] for row in load_manifest()]
