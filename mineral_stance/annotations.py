@@ -11,7 +11,6 @@ Extra fields are allowed and ignored.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -208,11 +207,6 @@ def _labels(record: dict) -> dict:
         "stance": record["stance"],
         "voice": record["voice"],
     }
-
-
-def claim_type_counts(records: list[dict]) -> Counter:
-    """How often each claim type occurs (for quick checks and the model card)."""
-    return Counter(claim for record in records for claim in record["claim_types"])
 
 
 def labelled_dataset(records: list[dict]) -> tuple[list[str], Targets, list[str]]:

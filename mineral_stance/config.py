@@ -7,7 +7,7 @@ package spells them out.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from platformdirs import user_cache_dir
@@ -71,7 +71,6 @@ class TrainConfig:
     class_weighting: bool = True
     threads: int = 2
     head_dropout: float = 0.1
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:

@@ -242,7 +242,7 @@ def fit(
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     model.config.training = {
-        k: v for k, v in vars(config).items() if k != "extra" and isinstance(v, int | float | str)
+        k: v for k, v in vars(config).items() if isinstance(v, int | float | str)
     }
     model.eval()
     return model, tokenizer
