@@ -108,7 +108,7 @@ class EmbeddingBaseline(LinearBaseline):
     def embed(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        from mineral_stance.model import default_text_prefix, load_encoder
+        from mineral_stance.model import default_text_prefix, load_encoder, mean_pool
         from mineral_stance.train import tokenize
 
         if self._encoder is None:
@@ -120,8 +120,7 @@ class EmbeddingBaseline(LinearBaseline):
             for start in range(0, len(texts), 32):
                 inputs = tokenize(self._tokenizer, texts[start : start + 32], prefix, 128)
                 states = self._encoder(**inputs).last_hidden_state
-                mask = inputs["attention_mask"].unsqueeze(-1).float()
-                pooled = (states * mask).sum(1) / mask.sum(1)
+                pooled = mean_pool(states, inputs["attention_mask"])
                 out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
         return np.concatenate(out)
 
@@ -192,18 +191,13 @@ class SetFitBaseline(EmbeddingBaseline):
         import tempfile
 
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
-        from transformers.utils import logging as transformers_logging
 
         from mineral_stance.base_encoder import resolve_base_model
-        from mineral_stance.model import default_text_prefix
+        from mineral_stance.model import default_text_prefix, quiet_transformers
 
         setfit = self._import_setfit()
         prefix = default_text_prefix(self.base_model)
-        # As in load_encoder: the load report lists the unused pooler; only errors matter.
-        verbosity = transformers_logging.get_verbosity()
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
-        try:
+        with quiet_transformers():  # as in load_encoder
             model = setfit.SetFitModel.from_pretrained(
                 resolve_base_model(self.base_model), device="cpu"
             )
@@ -234,9 +228,6 @@ class SetFitBaseline(EmbeddingBaseline):
                     trainer.train_embeddings(
                         [prefix + text for text in texts], targets.stance.tolist(), args=args
                     )
-        finally:
-            transformers_logging.set_verbosity(verbosity)
-            transformers_logging.enable_progress_bar()
         body.eval()
         self._encoder = body
         self._fit_heads(self.embed(texts), targets)

@@ -275,7 +275,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     out = Path(args.output) if args.output else None
     suffix = output_format(out)
-    if out is None and (args.resume or suffix != ".jsonl"):
+    if out is None and args.resume:
         raise ValueError("--resume needs an output file (-o)")
     if out is not None and out.exists() and not (args.resume or args.overwrite):
         raise ValueError(

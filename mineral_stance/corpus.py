@@ -143,14 +143,16 @@ def load_manifest(seeds_dir: Path = SEEDS_DIR) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def seed_doc_ids() -> dict[str, str]:
+    """File name → doc_id of the seed articles, from seeds/manifest.csv (if present)."""
+    if not (SEEDS_DIR / "manifest.csv").exists():
+        return {}
+    return {row["file"]: row["doc_id"] for row in load_manifest()}
+
+
 def doc_id_for(path: Path) -> str:
     """The manifest slug for a seed file, otherwise the file name without extension."""
-    manifest = SEEDS_DIR / "manifest.csv"
-    if manifest.exists():
-        for row in load_manifest():
-            if row["file"] == path.name:
-                return row["doc_id"]
-    return path.stem
+    return seed_doc_ids().get(path.name, path.stem)
 
 
 def seed_paths(seeds_dir: Path = SEEDS_DIR) -> list[Path]:

@@ -36,7 +36,7 @@ from typing import Literal, TextIO
 from bs4 import BeautifulSoup
 
 from mineral_stance.config import SEEDS_DIR
-from mineral_stance.corpus import Article, InputError, decode_bytes, load_manifest
+from mineral_stance.corpus import Article, InputError, decode_bytes, seed_doc_ids
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
@@ -130,13 +130,6 @@ def _walk(root: Path, recursive: bool) -> list[Path]:
 
 
 # --- Document identifiers --------------------------------------------------------
-
-
-def seed_doc_ids() -> dict[str, str]:
-    """File name → doc_id of the seed articles, from seeds/manifest.csv (if present)."""
-    if not (SEEDS_DIR / "manifest.csv").exists():
-        return {}
-    return {row["file"]: row["doc_id"] for row in load_manifest()}
 
 
 def file_keys(files: list[Path]) -> dict[Path, str]:

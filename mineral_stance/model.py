@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -97,9 +99,7 @@ class MultiTaskModel(nn.Module):
 
     def heads(self, states: torch.Tensor, attention_mask: torch.Tensor) -> dict:
         """Logits of the three heads from the encoder's last hidden states."""
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        pooled = self.dropout(pooled)
+        pooled = self.dropout(mean_pool(states, attention_mask))
         return {
             "claims": self.claim_head(pooled),
             "stance": self.stance_head(pooled),
@@ -114,20 +114,35 @@ class MultiTaskModel(nn.Module):
         }
 
 
-def load_encoder(base_model: str) -> tuple[nn.Module, object]:
-    """The base encoder and its tokenizer, from the bundled e5, a local dir or a hub id."""
-    location = resolve_base_model(base_model)
-    # The load report lists the unused pooler of models saved with one; the
-    # heads never read the pooler, so only errors are worth printing here.
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Only errors and no progress bars from transformers while loading models.
+
+    The load report lists the unused pooler of models saved with one; the
+    heads never read the pooler, so only errors are worth printing.
+    """
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     try:
-        encoder = AutoModel.from_pretrained(location, add_pooling_layer=False)
-        tokenizer = AutoTokenizer.from_pretrained(location)
+        yield
     finally:
         transformers_logging.set_verbosity(verbosity)
         transformers_logging.enable_progress_bar()
+
+
+def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average of the token states under the attention mask (e5's sentence vector)."""
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def load_encoder(base_model: str) -> tuple[nn.Module, object]:
+    """The base encoder and its tokenizer, from the bundled e5, a local dir or a hub id."""
+    location = resolve_base_model(base_model)
+    with quiet_transformers():
+        encoder = AutoModel.from_pretrained(location, add_pooling_layer=False)
+        tokenizer = AutoTokenizer.from_pretrained(location)
     return encoder, tokenizer
 
 

@@ -35,6 +35,7 @@ from spacy.lang.en.tokenizer_exceptions import TOKENIZER_EXCEPTIONS
 CJK = r"\u3400-\u9fff\uf900-\ufaff"
 CJK_PUNCT = r"\u3000-\u303f\uff00-\uffef“”‘’·—…"
 CJK_CHAR = re.compile(f"[{CJK}]")
+CJK_OR_PUNCT = re.compile(f"[{CJK}{CJK_PUNCT}]")
 CHINESE_TERMINALS = "。！？!?"
 ENGLISH_TERMINALS = ".!?"
 CLOSERS = "”’」』）)\"'》"
@@ -252,7 +253,6 @@ def clean(paragraph: list[Line]) -> tuple[str, list[int]]:
 
 def _squeeze_spaces(chars: list[str], offsets: list[int]) -> tuple[str, list[int]]:
     """Drop spaces next to Chinese characters or punctuation; collapse runs of spaces."""
-    cjk_or_punct = re.compile(f"[{CJK}{CJK_PUNCT}]")
     out_chars: list[str] = []
     out_offsets: list[int] = []
     for i, char in enumerate(chars):
@@ -261,7 +261,7 @@ def _squeeze_spaces(chars: list[str], offsets: list[int]) -> tuple[str, list[int
             after = next((c for c in chars[i + 1 :] if not c.isspace()), "")
             if not before or not after or before == " ":
                 continue
-            if cjk_or_punct.match(before) and cjk_or_punct.match(after):
+            if CJK_OR_PUNCT.match(before) and CJK_OR_PUNCT.match(after):
                 continue
             char = " "
         out_chars.append(char)
