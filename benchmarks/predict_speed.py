@@ -34,13 +34,9 @@ def plain_forward(clf, texts: list[str], batch_size: int) -> None:
     model, config = clf.model, clf.model.config
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
-            inputs = tokenize(
-                clf.tokenizer,
-                texts[start : start + batch_size],
-                config.text_prefix,
-                config.max_length,
-            )
-            logits = model(inputs["input_ids"], inputs["attention_mask"])
+            batch = texts[start : start + batch_size]
+            inputs = tokenize(clf.tokenizer, batch, config.text_prefix, config.max_length)
+            logits = model(inputs["input_ids"], inputs["attention_mask"], model.text_cues(batch))
             torch.sigmoid(logits["claims"]), torch.softmax(logits["stance"], -1)
 
 

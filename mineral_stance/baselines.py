@@ -8,13 +8,21 @@ system, ``predict_proba(texts)`` returns ``Probabilities``, and
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from mineral_stance.config import CLAIM_TYPES, STANCES, VOICES
+from mineral_stance.cues import (
+    ALLIANCE,
+    DISPARAGING,
+    NORMATIVE,
+    QUANTITY,
+    QUOTATION,
+    REPORTING,
+    THREAT,
+)
 from mineral_stance.labels import Probabilities, Targets
 
 
@@ -235,44 +243,12 @@ class SetFitBaseline(EmbeddingBaseline):
 
 
 # --- Transparent rules ---------------------------------------------------------
-# A number that is a quantity: percent, money, units, counts with a measure word.
-QUANTITY = re.compile(
-    r"\d+(?:\.\d+)?\s*(?:%|％|倍|亿|万|美元|吨|种|个|家|项|份|名|位|座|国|多|余|以上)"
-    r"|百分之|[一二三四五六七八九十两]+(?:倍|种|个|家|项|份|名|位|成)"
-    r"|\d[\d,.]*\s*(?:percent|per cent|billion|million|tons?|countries|members)",
-    re.IGNORECASE,
-)
-NORMATIVE = re.compile(
-    r"应当|应该|必须|亟需|亟須|需要|須要|建议|建議|呼吁|呼籲|宜|(?<![反适響])应(?!对|用|急|对)|應(?!對|用)"
-    r"|\bshould\b|\bmust\b|\bneed to\b",
-    re.IGNORECASE,
-)
-THREAT = re.compile(
-    r"风险|風險|威胁|威脅|胁迫|脅迫|脆弱|危险|危險|卡脖子|打压|打壓|遏华|遏華|遏制|围堵|圍堵|"
-    r"危机|危機|焦虑|焦慮|损失|損失|武器化|排华|排華|对抗|對抗|重创|重創|冲击|衝擊|"
-    r"\brisk|threat|coercion|vulnerab|containment|crisis|weaponi",
-    re.IGNORECASE,
-)
-ALLIANCE = re.compile(
-    r"矿产安全伙伴关系|礦產安全夥伴關係|MSP|金属北约|友岸外包|友岸|盟友|盟伴|联盟|聯盟|伙伴|夥伴|"
-    r"盟国|盟國|Quad|四边机制|ally|allies|alliance|partnership|friend-?shoring",
-    re.IGNORECASE,
-)
-NEGATIVE_ALLIANCE = re.compile(
-    r"排华|排華|遏华|遏華|霸权|霸權|所谓|所謂|私利|拉帮结派|去中国化|去中國化|围堵|圍堵|"
-    r"悖论|难圆|難圓|打压|打壓|containment|anti-China",
-    re.IGNORECASE,
-)
-REPORTING = re.compile(
-    r"表示|指出|认为|認為|称|稱|强调|強調|警告|透露|据|據|根据|根據|援引|报告显示|報告顯示|"
-    r"\bsaid\b|\bsays\b|according to|“[^”]{8,}”",
-    re.IGNORECASE,
-)
 
 
 class RulesBaseline:
-    """Hand-written patterns: number-with-unit for statistic, modals for recommendation,
-    a threat lexicon, alliance terms (with disparaging words → oppose), reporting verbs."""
+    """The schema's own cues (see ``cues``) as decisions: number-with-unit for statistic,
+    modals for recommendation, a threat lexicon, alliance terms (with disparaging
+    words → oppose), reporting verbs and quotations for voice."""
 
     name = "rules"
 
@@ -289,9 +265,10 @@ class RulesBaseline:
             claims[i] = [bool(THREAT.search(text)), bool(NORMATIVE.search(text)),
                          bool(QUANTITY.search(text))]  # fmt: skip
             if ALLIANCE.search(text):
-                label = "oppose" if NEGATIVE_ALLIANCE.search(text) else "neutral"
+                label = "oppose" if DISPARAGING.search(text) else "neutral"
             else:
                 label = "unrelated"
             stance[i, STANCES.index(label)] = 1.0
-            voice[i, VOICES.index("reported" if REPORTING.search(text) else "author")] = 1.0
+            reported = REPORTING.search(text) or QUOTATION.search(text)
+            voice[i, VOICES.index("reported" if reported else "author")] = 1.0
         return Probabilities(claims=claims, stance=stance, voice=voice)

@@ -71,6 +71,8 @@ class TrainConfig:
     class_weighting: bool = True
     threads: int = 2
     head_dropout: float = 0.1
+    # let the heads read the schema's textual cues (modals, quantities, ...) too
+    text_cues: bool = False
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:

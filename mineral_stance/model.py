@@ -1,7 +1,9 @@
 """The multi-task network: one shared encoder, three heads, saved as a directory.
 
 A sentence is encoded once (mean-pooled token states, as multilingual-e5 was
-trained), and three small linear heads read the pooled vector:
+trained), and three small linear heads read the pooled vector, together with
+the schema's textual cues (``cues``: modals, quantities, reporting verbs ...)
+as 0/1 inputs when the model was trained with them:
 
 - claim types: three sigmoid outputs, each with its own decision threshold;
 - stance: a four-way softmax;
@@ -34,6 +36,7 @@ from transformers.utils import logging as transformers_logging
 
 from mineral_stance.base_encoder import resolve_base_model
 from mineral_stance.config import CLAIM_TYPES, DEFAULT_BASE_MODEL, STANCES, VOICES
+from mineral_stance.cues import cue_features
 
 CONFIG_NAME = "config.json"
 HEADS_NAME = "heads.safetensors"
@@ -61,6 +64,9 @@ class ModelConfig:
         default_factory=lambda: ["query", "key", "value", "dense"]
     )
     head_dropout: float = 0.1
+    # names of the textual cues (mineral_stance.cues) the heads read beside the
+    # sentence vector; empty for a model that reads the sentence vector alone
+    text_cues: list[str] = field(default_factory=list)
     training: dict = field(default_factory=dict)
 
     def save(self, directory: Path) -> None:
@@ -87,19 +93,37 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.config = config
-        hidden = encoder.config.hidden_size
+        features = encoder.config.hidden_size + len(config.text_cues)
         self.dropout = nn.Dropout(config.head_dropout)
-        self.claim_head = nn.Linear(hidden, len(config.claim_types))
-        self.stance_head = nn.Linear(hidden, len(config.stances))
-        self.voice_head = nn.Linear(hidden, len(config.voices))
+        self.claim_head = nn.Linear(features, len(config.claim_types))
+        self.stance_head = nn.Linear(features, len(config.stances))
+        self.voice_head = nn.Linear(features, len(config.voices))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+    def text_cues(self, texts: list[str]) -> torch.Tensor:
+        """The 0/1 cue inputs this model's heads expect for ``texts`` (n, number of cues)."""
+        return torch.from_numpy(cue_features(texts, self.config.text_cues))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        cues: torch.Tensor | None = None,
+    ) -> dict:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.heads(states, attention_mask)
+        return self.heads(states, attention_mask, cues)
 
-    def heads(self, states: torch.Tensor, attention_mask: torch.Tensor) -> dict:
-        """Logits of the three heads from the encoder's last hidden states."""
+    def heads(
+        self,
+        states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        cues: torch.Tensor | None = None,
+    ) -> dict:
+        """Logits of the three heads from the encoder's last hidden states (and the cues)."""
         pooled = self.dropout(mean_pool(states, attention_mask))
+        if self.config.text_cues:
+            if cues is None:
+                raise ValueError("this model reads text cues: pass cues=model.text_cues(texts)")
+            pooled = torch.cat([pooled, cues.to(pooled.dtype)], dim=-1)
         return {
             "claims": self.claim_head(pooled),
             "stance": self.stance_head(pooled),

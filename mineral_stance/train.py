@@ -8,6 +8,7 @@ Choices made for two CPU cores and a few hundred sentences:
 - the top layers train either through LoRA adapters (peft) on every attention
   and feed-forward projection ("lora"), or in full ("top_layers");
 - class imbalance handled by loss weights (inverse square-root frequency);
+- with ``text_cues``, the heads also read the schema's textual cues (``cues``);
 - one seed fixes data order, dropout and initialisation.
 """
 
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from mineral_stance.config import TrainConfig
+from mineral_stance.cues import CUE_NAMES
 from mineral_stance.labels import Probabilities, Targets
 from mineral_stance.model import ModelConfig, MultiTaskModel, default_text_prefix, load_encoder
 
@@ -179,6 +181,7 @@ def fit(
         lora_r=config.lora_r,
         lora_alpha=config.lora_alpha,
         head_dropout=config.head_dropout,
+        text_cues=list(CUE_NAMES) if config.text_cues else [],
     )
     first_trained = encoder.config.num_hidden_layers - config.trained_layers
     cached = frozen_states(
@@ -220,6 +223,7 @@ def fit(
     claims = torch.tensor(targets.claims, dtype=torch.float32)
     stance = torch.tensor(targets.stance)
     voice = torch.tensor(targets.voice)
+    cues = model.text_cues(texts)
     lengths = [len(state) for state in cached]
 
     bar = tqdm(total=total_steps, desc="training", disable=not progress, unit="batch")
@@ -227,7 +231,7 @@ def fit(
         for batch in length_grouped_batches(lengths, config.batch_size, rng):
             states, mask = pad_states([cached[i] for i in batch])
             top_states = run_top_layers(model.encoder, states, mask, first_trained)
-            logits = model.heads(top_states, mask)
+            logits = model.heads(top_states, mask, cues[batch])
             loss = (
                 claim_loss(logits["claims"], claims[batch])
                 + stance_loss(logits["stance"], stance[batch])
@@ -260,10 +264,9 @@ def predict_probabilities(
     voice = np.zeros((len(texts), len(config.voices)), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
         batch = order[start : start + batch_size]
-        inputs = tokenize(
-            tokenizer, [texts[i] for i in batch], config.text_prefix, config.max_length
-        )
-        logits = model(inputs["input_ids"], inputs["attention_mask"])
+        batch_texts = [texts[i] for i in batch]
+        inputs = tokenize(tokenizer, batch_texts, config.text_prefix, config.max_length)
+        logits = model(inputs["input_ids"], inputs["attention_mask"], model.text_cues(batch_texts))
         claims[batch] = torch.sigmoid(logits["claims"]).numpy()
         stance[batch] = torch.softmax(logits["stance"], -1).numpy()
         voice[batch] = torch.softmax(logits["voice"], -1).numpy()

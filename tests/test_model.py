@@ -11,7 +11,7 @@ from mineral_stance.config import TrainConfig
 from mineral_stance.labels import targets_from_records
 from mineral_stance.model import load_encoder
 from mineral_stance.predict import StanceClassifier
-from mineral_stance.train import frozen_states, pad_states, run_top_layers
+from mineral_stance.train import frozen_states, pad_states, run_top_layers, tokenize
 
 from .conftest import make_records
 
@@ -42,11 +42,13 @@ def test_cached_frozen_states_reproduce_the_full_forward_pass(tiny_base_model):
     assert torch.allclose(top[mask.bool()], full[inputs["attention_mask"].bool()], atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["lora", "top_layers"])
-def test_fit_predict_save_load_round_trip(tiny_base_model, tmp_path, method):
+@pytest.mark.parametrize(("method", "text_cues"), [("lora", True), ("top_layers", False)])
+def test_fit_predict_save_load_round_trip(tiny_base_model, tmp_path, method, text_cues):
     records = make_records()
     texts = [r["text"] for r in records]
-    classifier = StanceClassifier(tiny_config(tiny_base_model, method))
+    config = tiny_config(tiny_base_model, method)
+    config.text_cues = text_cues
+    classifier = StanceClassifier(config)
     classifier.fit(texts, targets_from_records(records))
     classifier.claim_thresholds = [0.3, 0.6, 0.45]
 
@@ -67,9 +69,28 @@ def test_fit_predict_save_load_round_trip(tiny_base_model, tmp_path, method):
 
     reloaded = StanceClassifier.from_pretrained(directory)
     assert reloaded.claim_thresholds == [0.3, 0.6, 0.45]
+    assert bool(reloaded.model.config.text_cues) == text_cues
     again = reloaded.predict_proba(texts)
     assert np.allclose(again.claims, probabilities.claims, atol=1e-5)
     assert np.allclose(again.stance, probabilities.stance, atol=1e-5)
+
+
+def test_heads_read_the_text_cues(tiny_base_model):
+    """A cue-reading model must be given its cues, and they change its output."""
+    records = make_records(1)
+    texts = [r["text"] for r in records]
+    config = tiny_config(tiny_base_model, "top_layers")
+    config.text_cues = True
+    model = StanceClassifier(config).fit(texts, targets_from_records(records)).model
+    _, tokenizer = load_encoder(config.base_model)
+    inputs = dict(tokenize(tokenizer, texts, "", 64))
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="text cues"):
+            model(**inputs)
+        cues = model.text_cues(texts)
+        assert cues.shape == (len(texts), len(model.config.text_cues))
+        flipped = model(**inputs, cues=1 - cues)["claims"]
+        assert not torch.allclose(model(**inputs, cues=cues)["claims"], flipped)
 
 
 def test_training_is_deterministic_with_a_seed(tiny_base_model):
