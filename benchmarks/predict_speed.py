@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from mineral_stance.corpus import seed_paths, segment_file
+from mineral_stance.model import convert_script
 from mineral_stance.predict import load_classifier
 from mineral_stance.train import tokenize
 
@@ -35,7 +36,8 @@ def plain_forward(clf, texts: list[str], batch_size: int) -> None:
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
-            inputs = tokenize(clf.tokenizer, batch, config.text_prefix, config.max_length)
+            converted = convert_script(batch, config.script)
+            inputs = tokenize(clf.tokenizer, converted, config.text_prefix, config.max_length)
             logits = model(inputs["input_ids"], inputs["attention_mask"], model.text_cues(batch))
             torch.sigmoid(logits["claims"]), torch.softmax(logits["stance"], -1)
 

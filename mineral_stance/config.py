@@ -73,6 +73,8 @@ class TrainConfig:
     head_dropout: float = 0.1
     # let the heads read the schema's textual cues (modals, quantities, ...) too
     text_cues: bool = False
+    # convert inputs to one Chinese script before encoding: "simplified", "traditional" or ""
+    script: str = ""
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:

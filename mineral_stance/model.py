@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -67,6 +68,10 @@ class ModelConfig:
     # names of the textual cues (mineral_stance.cues) the heads read beside the
     # sentence vector; empty for a model that reads the sentence vector alone
     text_cues: list[str] = field(default_factory=list)
+    # "simplified" converts Traditional characters before encoding (OpenCC t2s),
+    # so the few Traditional training articles teach the same tokens as the rest;
+    # "" leaves the text as it is
+    script: str = ""
     training: dict = field(default_factory=dict)
 
     def save(self, directory: Path) -> None:
@@ -79,6 +84,27 @@ class ModelConfig:
         if not path.exists():
             raise FileNotFoundError(f"{directory} is not a mineral_stance model (no {CONFIG_NAME})")
         return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+SCRIPT_CONVERSIONS = {"": None, "simplified": "t2s", "traditional": "s2t"}
+
+
+@lru_cache(maxsize=2)
+def _converter(conversion: str):
+    import opencc
+
+    return opencc.OpenCC(conversion)
+
+
+def convert_script(texts: list[str], script: str) -> list[str]:
+    """The texts in one Chinese script ("simplified" or "traditional"), or unchanged for ""."""
+    if script not in SCRIPT_CONVERSIONS:
+        raise ValueError(f"unknown script {script!r} (use 'simplified', 'traditional' or '')")
+    conversion = SCRIPT_CONVERSIONS[script]
+    if conversion is None:
+        return list(texts)
+    converter = _converter(conversion)
+    return [converter.convert(text) for text in texts]
 
 
 def default_text_prefix(base_model: str) -> str:

@@ -9,6 +9,7 @@ Choices made for two CPU cores and a few hundred sentences:
   and feed-forward projection ("lora"), or in full ("top_layers");
 - class imbalance handled by loss weights (inverse square-root frequency);
 - with ``text_cues``, the heads also read the schema's textual cues (``cues``);
+- with ``script = "simplified"``, Traditional characters are converted first;
 - one seed fixes data order, dropout and initialisation.
 """
 
@@ -27,7 +28,13 @@ from transformers import get_linear_schedule_with_warmup
 from mineral_stance.config import TrainConfig
 from mineral_stance.cues import CUE_NAMES
 from mineral_stance.labels import Probabilities, Targets
-from mineral_stance.model import ModelConfig, MultiTaskModel, default_text_prefix, load_encoder
+from mineral_stance.model import (
+    ModelConfig,
+    MultiTaskModel,
+    convert_script,
+    default_text_prefix,
+    load_encoder,
+)
 
 
 def set_seed(seed: int) -> None:
@@ -182,10 +189,16 @@ def fit(
         lora_alpha=config.lora_alpha,
         head_dropout=config.head_dropout,
         text_cues=list(CUE_NAMES) if config.text_cues else [],
+        script=config.script,
     )
     first_trained = encoder.config.num_hidden_layers - config.trained_layers
     cached = frozen_states(
-        encoder, tokenizer, texts, model_config.text_prefix, config.max_length, first_trained
+        encoder,
+        tokenizer,
+        convert_script(texts, model_config.script),
+        model_config.text_prefix,
+        config.max_length,
+        first_trained,
     )
     encoder = prepare_encoder(encoder, config, model_config)
     model = MultiTaskModel(encoder, model_config)
@@ -265,7 +278,12 @@ def predict_probabilities(
     for start in range(0, len(texts), batch_size):
         batch = order[start : start + batch_size]
         batch_texts = [texts[i] for i in batch]
-        inputs = tokenize(tokenizer, batch_texts, config.text_prefix, config.max_length)
+        inputs = tokenize(
+            tokenizer,
+            convert_script(batch_texts, config.script),
+            config.text_prefix,
+            config.max_length,
+        )
         logits = model(inputs["input_ids"], inputs["attention_mask"], model.text_cues(batch_texts))
         claims[batch] = torch.sigmoid(logits["claims"]).numpy()
         stance[batch] = torch.softmax(logits["stance"], -1).numpy()

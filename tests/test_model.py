@@ -9,7 +9,7 @@ import torch
 from mineral_stance.cli import main
 from mineral_stance.config import TrainConfig
 from mineral_stance.labels import targets_from_records
-from mineral_stance.model import load_encoder
+from mineral_stance.model import convert_script, load_encoder
 from mineral_stance.predict import StanceClassifier
 from mineral_stance.train import frozen_states, pad_states, run_top_layers, tokenize
 
@@ -91,6 +91,24 @@ def test_heads_read_the_text_cues(tiny_base_model):
         assert cues.shape == (len(texts), len(model.config.text_cues))
         flipped = model(**inputs, cues=1 - cues)["claims"]
         assert not torch.allclose(model(**inputs, cues=cues)["claims"], flipped)
+
+
+def test_a_simplified_script_model_reads_both_scripts_alike(tiny_base_model):
+    records = make_records(1)
+    config = tiny_config(tiny_base_model, "lora")
+    config.script, config.text_cues = "simplified", True
+    classifier = StanceClassifier(config).fit(
+        [r["text"] for r in records], targets_from_records(records)
+    )
+    traditional = ["美國應與盟友合作，確保供應鏈安全。", "中國一直供應美國54%的鍺,53%的鎵。"]
+    simplified = convert_script(traditional, "simplified")
+    assert simplified == ["美国应与盟友合作，确保供应链安全。", "中国一直供应美国54%的锗,53%的镓。"]
+    assert convert_script(simplified, "traditional") == traditional
+    both = classifier.predict_proba(traditional + simplified)
+    assert np.allclose(both.stance[:2], both.stance[2:], atol=1e-6)
+    assert np.allclose(both.claims[:2], both.claims[2:], atol=1e-6)
+    with pytest.raises(ValueError, match="unknown script"):
+        convert_script(traditional, "cyrillic")
 
 
 def test_training_is_deterministic_with_a_seed(tiny_base_model):
