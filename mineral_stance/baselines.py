@@ -116,7 +116,7 @@ class EmbeddingBaseline(LinearBaseline):
     def embed(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        from mineral_stance.model import default_text_prefix, load_encoder, mean_pool
+        from mineral_stance.model import default_text_prefix, load_encoder, sentence_vector
         from mineral_stance.train import tokenize
 
         if self._encoder is None:
@@ -128,8 +128,7 @@ class EmbeddingBaseline(LinearBaseline):
             for start in range(0, len(texts), 32):
                 inputs = tokenize(self._tokenizer, texts[start : start + 32], prefix, 128)
                 states = self._encoder(**inputs).last_hidden_state
-                pooled = mean_pool(states, inputs["attention_mask"])
-                out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+                out.append(sentence_vector(states, inputs["attention_mask"]).numpy())
         return np.concatenate(out)
 
     def fit(self, texts: list[str], targets: Targets) -> EmbeddingBaseline:

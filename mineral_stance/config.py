@@ -71,6 +71,11 @@ class TrainConfig:
     class_weighting: bool = True
     threads: int = 2
     head_dropout: float = 0.1
+    # "random", or "linear_probe": start the heads at the logistic-regression fit on
+    # the frozen encoder's sentence vectors, then fine-tune (LP-FT, Kumar et al. 2022)
+    head_init: str = "random"
+    # inverse regularisation strength of that logistic regression
+    probe_c: float = 8.0
     # let the heads read the schema's textual cues (modals, quantities, ...) too
     text_cues: bool = False
     # convert inputs to one Chinese script before encoding: "simplified", "traditional" or ""

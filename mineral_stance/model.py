@@ -1,7 +1,8 @@
 """The multi-task network: one shared encoder, three heads, saved as a directory.
 
-A sentence is encoded once (mean-pooled token states, as multilingual-e5 was
-trained), and three small linear heads read the pooled vector, together with
+A sentence is encoded once (mean-pooled, L2-normalised token states, as
+multilingual-e5 embeddings are used), and three small linear heads read that
+vector, together with
 the schema's textual cues (``cues``: modals, quantities, reporting verbs ...)
 as 0/1 inputs when the model was trained with them:
 
@@ -145,7 +146,7 @@ class MultiTaskModel(nn.Module):
         cues: torch.Tensor | None = None,
     ) -> dict:
         """Logits of the three heads from the encoder's last hidden states (and the cues)."""
-        pooled = self.dropout(mean_pool(states, attention_mask))
+        pooled = self.dropout(sentence_vector(states, attention_mask))
         if self.config.text_cues:
             if cues is None:
                 raise ValueError("this model reads text cues: pass cues=model.text_cues(texts)")
@@ -185,6 +186,11 @@ def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     """Average of the token states under the attention mask (e5's sentence vector)."""
     mask = attention_mask.unsqueeze(-1).to(states.dtype)
     return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def sentence_vector(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The L2-normalised mean of the token states: how e5 sentence embeddings are used."""
+    return nn.functional.normalize(mean_pool(states, attention_mask), dim=-1)
 
 
 def load_encoder(base_model: str) -> tuple[nn.Module, object]:

@@ -7,6 +7,8 @@ Choices made for two CPU cores and a few hundred sentences:
   once per sentence and cached, so an epoch costs only the top layers;
 - the top layers train either through LoRA adapters (peft) on every attention
   and feed-forward projection ("lora"), or in full ("top_layers");
+- with ``head_init = "linear_probe"`` the heads start at a logistic regression on
+  the frozen features (LP-FT) instead of at random;
 - class imbalance handled by loss weights (inverse square-root frequency);
 - with ``text_cues``, the heads also read the schema's textual cues (``cues``);
 - with ``script = "simplified"``, Traditional characters are converted first;
@@ -34,6 +36,7 @@ from mineral_stance.model import (
     convert_script,
     default_text_prefix,
     load_encoder,
+    sentence_vector,
 )
 
 
@@ -159,6 +162,66 @@ def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return batch, mask
 
 
+def linear_probe(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, c: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax weights (n_classes, d) and biases of a balanced logistic regression.
+
+    Classes absent from ``labels`` get zero weights and a bias far below the
+    others, so the head starts by never predicting them.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    weights = np.zeros((n_classes, features.shape[1]), dtype=np.float32)
+    biases = np.full(n_classes, -10.0, dtype=np.float32)
+    present = np.unique(labels)
+    if len(present) == 1:
+        biases[present[0]] = 0.0
+        return weights, biases
+    probe = LogisticRegression(max_iter=3000, class_weight="balanced", C=c).fit(features, labels)
+    if len(present) == 2:  # binary: one coefficient vector, for the second class
+        weights[present[1]], biases[present[1]] = probe.coef_[0], probe.intercept_[0]
+        biases[present[0]] = 0.0
+    else:
+        weights[present], biases[present] = probe.coef_, probe.intercept_
+    return weights, biases
+
+
+@torch.no_grad()
+def init_heads_by_linear_probe(
+    model: MultiTaskModel,
+    cached: list[torch.Tensor],
+    cues: torch.Tensor,
+    targets: Targets,
+    first_trained: int,
+    c: float,
+) -> None:
+    """Start each head at the logistic regression on the frozen encoder's features (LP-FT).
+
+    Fine-tuning from a random head distorts the pretrained features before the
+    head is any good; starting from the linear probe keeps what the frozen
+    encoder and the cues already separate, which generalises better to unseen
+    documents.
+    """
+    model.eval()
+    vectors = []
+    for start in range(0, len(cached), 32):
+        states, mask = pad_states(cached[start : start + 32])
+        vectors.append(
+            sentence_vector(run_top_layers(model.encoder, states, mask, first_trained), mask)
+        )
+    features = torch.cat([torch.cat(vectors), cues], dim=-1).numpy()
+    for column in range(targets.claims.shape[1]):
+        weights, biases = linear_probe(features, targets.claims[:, column], 2, c)
+        model.claim_head.weight[column] = torch.from_numpy(weights[1] - weights[0])
+        model.claim_head.bias[column] = float(biases[1] - biases[0])
+    for head, labels in ((model.stance_head, targets.stance), (model.voice_head, targets.voice)):
+        weights, biases = linear_probe(features, labels, head.out_features, c)
+        head.weight.copy_(torch.from_numpy(weights))
+        head.bias.copy_(torch.from_numpy(biases))
+    model.train()
+
+
 def tokenize(tokenizer, texts: list[str], prefix: str, max_length: int) -> dict:
     return tokenizer(
         [prefix + text for text in texts],
@@ -202,6 +265,11 @@ def fit(
     )
     encoder = prepare_encoder(encoder, config, model_config)
     model = MultiTaskModel(encoder, model_config)
+    cues = model.text_cues(texts)
+    if config.head_init == "linear_probe":
+        init_heads_by_linear_probe(model, cached, cues, targets, first_trained, config.probe_c)
+    elif config.head_init != "random":
+        raise ValueError(f"unknown head_init {config.head_init!r} (use 'random' or 'linear_probe')")
     model.train()
 
     claim_loss = nn.BCEWithLogitsLoss(
@@ -236,7 +304,6 @@ def fit(
     claims = torch.tensor(targets.claims, dtype=torch.float32)
     stance = torch.tensor(targets.stance)
     voice = torch.tensor(targets.voice)
-    cues = model.text_cues(texts)
     lengths = [len(state) for state in cached]
 
     bar = tqdm(total=total_steps, desc="training", disable=not progress, unit="batch")

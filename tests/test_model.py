@@ -11,7 +11,13 @@ from mineral_stance.config import TrainConfig
 from mineral_stance.labels import targets_from_records
 from mineral_stance.model import convert_script, load_encoder
 from mineral_stance.predict import StanceClassifier
-from mineral_stance.train import frozen_states, pad_states, run_top_layers, tokenize
+from mineral_stance.train import (
+    frozen_states,
+    linear_probe,
+    pad_states,
+    run_top_layers,
+    tokenize,
+)
 
 from .conftest import make_records
 
@@ -109,6 +115,39 @@ def test_a_simplified_script_model_reads_both_scripts_alike(tiny_base_model):
     assert np.allclose(both.claims[:2], both.claims[2:], atol=1e-6)
     with pytest.raises(ValueError, match="unknown script"):
         convert_script(traditional, "cyrillic")
+
+
+def test_linear_probe_weights_reproduce_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(60, 5))
+    labels = np.array([0, 1, 3] * 20)  # class 2 absent
+    weights, biases = linear_probe(features, labels, 4, c=1.0)
+    logits = features @ weights.T + biases
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    softmax /= softmax.sum(1, keepdims=True)
+    reference = LogisticRegression(max_iter=3000, class_weight="balanced", C=1.0)
+    reference = reference.fit(features, labels).predict_proba(features)
+    assert np.allclose(softmax[:, [0, 1, 3]], reference, atol=1e-3)
+    assert softmax[:, 2].max() < 1e-3
+
+    binary = np.array([0, 1] * 30)
+    weights, biases = linear_probe(features, binary, 2, c=1.0)
+    sigmoid = 1 / (1 + np.exp(-(features @ (weights[1] - weights[0]) + biases[1] - biases[0])))
+    reference = LogisticRegression(max_iter=3000, class_weight="balanced", C=1.0)
+    assert np.allclose(sigmoid, reference.fit(features, binary).predict_proba(features)[:, 1])
+
+
+def test_linear_probe_heads_work_before_any_fine_tuning(tiny_base_model):
+    records = make_records(4)
+    texts = [r["text"] for r in records]
+    targets = targets_from_records(records)
+    config = tiny_config(tiny_base_model, "lora")
+    config.head_init, config.text_cues, config.epochs = "linear_probe", True, 0
+    decided = StanceClassifier(config).fit(texts, targets).predict_proba(texts).decide([0.5] * 3)
+    assert (decided.stance == targets.stance).mean() == 1.0
+    assert (decided.claims == targets.claims).all()
 
 
 def test_training_is_deterministic_with_a_seed(tiny_base_model):
