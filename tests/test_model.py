@@ -17,6 +17,7 @@ from mineral_stance.train import (
     pad_states,
     run_top_layers,
     tokenize,
+    tune_thresholds,
 )
 
 from .conftest import make_records
@@ -148,6 +149,14 @@ def test_linear_probe_heads_work_before_any_fine_tuning(tiny_base_model):
     decided = StanceClassifier(config).fit(texts, targets).predict_proba(texts).decide([0.5] * 3)
     assert (decided.stance == targets.stance).mean() == 1.0
     assert (decided.claims == targets.claims).all()
+
+
+def test_thresholds_maximise_f1_and_prefer_the_middle_of_a_plateau():
+    truth = np.array([[0], [0], [1], [1]])
+    # every threshold in (0.2, 0.8] separates the classes perfectly: keep 0.5
+    assert tune_thresholds(np.array([[0.1], [0.2], [0.8], [0.9]]), truth) == [0.5]
+    # only thresholds up to 0.3 catch the low-scored positive
+    assert tune_thresholds(np.array([[0.05], [0.1], [0.3], [0.9]]), truth) == [0.3]
 
 
 def test_training_is_deterministic_with_a_seed(tiny_base_model):
