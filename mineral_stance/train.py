@@ -367,7 +367,7 @@ def tune_thresholds(probabilities: np.ndarray, truth: np.ndarray) -> list[float]
     """
     from sklearn.metrics import f1_score
 
-    candidates = np.linspace(0.1, 0.9, 33)
+    candidates = np.round(np.linspace(0.1, 0.9, 33), 3)
     thresholds = []
     for column in range(truth.shape[1]):
         scores = np.array(
