@@ -220,7 +220,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         systems["setfit"] = lambda: SetFitBaseline(TrainConfig().base_model, max_steps=60)
     for config_path in args.configs:
         config = TrainConfig.from_toml(config_path)
-        systems[f"fine-tuned ({Path(config_path).stem})"] = lambda config=config: StanceClassifier(
+        # zero epochs leaves the encoder as it is: the linear probe alone
+        kind = "fine-tuned" if config.epochs > 0 else "linear probe"
+        systems[f"{kind} ({Path(config_path).stem})"] = lambda config=config: StanceClassifier(
             config
         )
     if args.only:

@@ -69,6 +69,9 @@ class TrainConfig:
     lora_dropout: float = 0.1
     freeze_embeddings: bool = True
     class_weighting: bool = True
+    # loss weight of a class: its count to the power -class_weight_power
+    # (1 = scikit-learn's "balanced", 0.5 = inverse square root)
+    class_weight_power: float = 0.5
     threads: int = 2
     head_dropout: float = 0.1
     # "random", or "linear_probe": start the heads at the logistic-regression fit on
