@@ -60,7 +60,8 @@ class TrainConfig:
     head_learning_rate: float = 2e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    # "lora" (peft adapters on the top layers) or "top_layers" (train the top layers in full)
+    # "lora" (peft adapters on the top layers), "top_layers" (train the top layers in
+    # full) or "frozen" (the encoder stays as it is; only the heads learn)
     method: str = "lora"
     # how many of the encoder's top layers train; the rest are frozen and cached
     trained_layers: int = 2

@@ -17,6 +17,7 @@ encoder, only what training changed:
     heads.safetensors      the three heads
     adapter/               LoRA adapter (peft) when trained with method "lora"
     encoder_top.safetensors  unfrozen top layers when trained with "top_layers"
+                           (neither for "frozen": the encoder is the base model)
     README.md              the model card
 """
 
@@ -210,7 +211,7 @@ def save_pretrained(model: MultiTaskModel, tokenizer, directory: str | Path) -> 
     save_file(model.heads_state_dict(), directory / HEADS_NAME)
     if model.config.method == "lora":
         model.encoder.save_pretrained(directory / ADAPTER_DIR)
-    else:
+    elif model.config.method == "top_layers":
         trainable = {
             name: param.detach().contiguous()
             for name, param in model.encoder.named_parameters()
@@ -232,7 +233,7 @@ def from_pretrained(directory: str | Path) -> tuple[MultiTaskModel, object]:
             warnings.simplefilter("ignore", FutureWarning)
             adapted = PeftModel.from_pretrained(encoder, directory / ADAPTER_DIR)
         encoder = adapted.merge_and_unload()
-    else:
+    elif config.method == "top_layers":
         missing = encoder.load_state_dict(load_file(directory / TOP_LAYERS_NAME), strict=False)
         if missing.unexpected_keys:
             raise ValueError(f"{directory}: weights do not fit the base encoder")

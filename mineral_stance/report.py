@@ -241,7 +241,7 @@ def describe_training(config) -> str:
         "mean-pooled sentence vector"
         + (" and the schema's textual cues (`mineral_stance/cues.py`)" if config.text_cues else "")
     )
-    if config.epochs == 0:
+    if config.method == "frozen" and config.epochs == 0:
         trained = (
             f"{heads}, fitted as balanced logistic regressions (C={config.probe_c}) on the "
             "frozen encoder: no encoder weight changes (a linear probe)"
@@ -252,10 +252,12 @@ def describe_training(config) -> str:
             if config.head_init == "linear_probe"
             else "from random heads"
         )
-        trained = (
-            f"{heads}, trained {start} together with {config.method} on the top "
-            f"{config.trained_layers} encoder layers for {config.epochs} epochs"
+        encoder = (
+            "the encoder frozen"
+            if config.method == "frozen"
+            else f"{config.method} on the top {config.trained_layers} encoder layers"
         )
+        trained = f"{heads}, trained {start} with {encoder} for {config.epochs} epochs"
     if config.script:
         trained += f"; inputs converted to {config.script} Chinese script (OpenCC) first"
     return trained + "."

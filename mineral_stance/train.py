@@ -6,7 +6,8 @@ Choices made for two CPU cores and a few hundred sentences:
   ``trained_layers`` transformer layers stay frozen; their output is computed
   once per sentence and cached, so an epoch costs only the top layers;
 - the top layers train either through LoRA adapters (peft) on every attention
-  and feed-forward projection ("lora"), or in full ("top_layers");
+  and feed-forward projection ("lora"), or in full ("top_layers"), or not at
+  all ("frozen": only the heads learn);
 - with ``head_init = "linear_probe"`` the heads start at a logistic regression on
   the frozen features (LP-FT) instead of at random;
 - class imbalance handled by loss weights (inverse frequency to a power, 0.5 by default);
@@ -82,9 +83,14 @@ def positive_weights(claims: np.ndarray, power: float = 0.5) -> torch.Tensor:
 
 
 def prepare_encoder(encoder: nn.Module, config: TrainConfig, model_config: ModelConfig):
-    """Freeze the encoder, then attach LoRA adapters to, or unfreeze, its top layers."""
+    """Freeze the encoder, then attach LoRA adapters to, or unfreeze, its top layers.
+
+    Method "frozen" leaves the whole encoder frozen: only the heads learn.
+    """
     for param in encoder.parameters():
         param.requires_grad = False
+    if config.method == "frozen":
+        return encoder
     n_layers = encoder.config.num_hidden_layers
     top = list(range(n_layers - config.trained_layers, n_layers))
     if config.method == "lora":
@@ -107,7 +113,9 @@ def prepare_encoder(encoder: nn.Module, config: TrainConfig, model_config: Model
             for param in encoder.encoder.layer[index].parameters():
                 param.requires_grad = True
         return encoder
-    raise ValueError(f"unknown training method {config.method!r} (use 'lora' or 'top_layers')")
+    raise ValueError(
+        f"unknown training method {config.method!r} (use 'lora', 'top_layers' or 'frozen')"
+    )
 
 
 def underlying_model(encoder: nn.Module) -> nn.Module:
@@ -246,19 +254,20 @@ def fit(
     set_seed(config.seed)
     torch.set_num_threads(config.threads)
     encoder, tokenizer = load_encoder(config.base_model)
+    trained_layers = 0 if config.method == "frozen" else config.trained_layers
     model_config = ModelConfig(
         base_model=config.base_model,
         method=config.method,
         max_length=config.max_length,
         text_prefix=default_text_prefix(config.base_model),
-        trained_layers=config.trained_layers,
+        trained_layers=trained_layers,
         lora_r=config.lora_r,
         lora_alpha=config.lora_alpha,
         head_dropout=config.head_dropout,
         text_cues=list(CUE_NAMES) if config.text_cues else [],
         script=config.script,
     )
-    first_trained = encoder.config.num_hidden_layers - config.trained_layers
+    first_trained = encoder.config.num_hidden_layers - trained_layers
     cached = frozen_states(
         encoder,
         tokenizer,
@@ -296,13 +305,10 @@ def fit(
 
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": encoder_params, "lr": config.learning_rate},
-            {"params": head_params, "lr": config.head_learning_rate},
-        ],
-        weight_decay=config.weight_decay,
-    )
+    groups = [{"params": head_params, "lr": config.head_learning_rate}]
+    if encoder_params:  # none with method "frozen"
+        groups.append({"params": encoder_params, "lr": config.learning_rate})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(texts) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(

@@ -217,7 +217,7 @@ def test_evaluate_json_prints_the_documented_object(tiny_base_model, tmp_path, c
     assert (tmp_path / "gold.report.html").read_text("utf-8").count("<img") == 2
 
 
-def write_gold_and_config(tmp_path, tiny_base_model, epochs: int) -> tuple[str, str]:
+def write_gold_and_config(tmp_path, tiny_base_model, method: str, epochs: int) -> tuple[str, str]:
     gold = tmp_path / "gold.jsonl"
     gold.write_text(
         "\n".join(json.dumps(r, ensure_ascii=False) for r in make_records(3)) + "\n",
@@ -225,7 +225,7 @@ def write_gold_and_config(tmp_path, tiny_base_model, epochs: int) -> tuple[str, 
     )
     config = tmp_path / "tiny.toml"
     config.write_text(
-        f'[train]\nbase_model = "{tiny_base_model}"\nmethod = "lora"\ntrained_layers = 1\n'
+        f'[train]\nbase_model = "{tiny_base_model}"\nmethod = "{method}"\ntrained_layers = 1\n'
         f'head_init = "linear_probe"\ntext_cues = true\nscript = "simplified"\n'
         f"epochs = {epochs}\nbatch_size = 4\nlora_r = 4\n",
         encoding="utf-8",
@@ -234,7 +234,7 @@ def write_gold_and_config(tmp_path, tiny_base_model, epochs: int) -> tuple[str, 
 
 
 def test_train_command_writes_a_loadable_model_with_card_and_metrics(tiny_base_model, tmp_path):
-    gold, config = write_gold_and_config(tmp_path, tiny_base_model, epochs=1)
+    gold, config = write_gold_and_config(tmp_path, tiny_base_model, "lora", epochs=1)
     out = tmp_path / "trained"
     assert main(["train", "--config", config, "--gold", gold, "-o", str(out)]) == 0
     card = (out / "README.md").read_text(encoding="utf-8")
@@ -248,7 +248,7 @@ def test_train_command_writes_a_loadable_model_with_card_and_metrics(tiny_base_m
 
 
 def test_compare_command_writes_markdown_json_and_plots(tiny_base_model, tmp_path):
-    gold, config = write_gold_and_config(tmp_path, tiny_base_model, epochs=0)
+    gold, config = write_gold_and_config(tmp_path, tiny_base_model, "frozen", epochs=0)
     out = tmp_path / "reports"
     args = ["compare", config, "--gold", gold, "-o", str(out), "--only", "rules", "linear probe"]
     assert main(args) == 0
@@ -257,3 +257,15 @@ def test_compare_command_writes_markdown_json_and_plots(tiny_base_model, tmp_pat
     markdown = (out / "comparison.md").read_text(encoding="utf-8")
     assert "| linear probe (tiny) |" in markdown and "## Stance confusion: rules" in markdown
     assert (out / "comparison.png").stat().st_size > 0
+
+
+def test_a_frozen_encoder_model_saves_only_heads_and_config(tiny_base_model, tmp_path):
+    records = make_records(2)
+    texts = [r["text"] for r in records]
+    config = tiny_config(tiny_base_model, "frozen")
+    config.head_init, config.epochs = "linear_probe", 0
+    classifier = StanceClassifier(config).fit(texts, targets_from_records(records))
+    directory = classifier.save_pretrained(tmp_path / "probe")
+    assert {p.name for p in directory.iterdir()} == {"config.json", "heads.safetensors"}
+    again = StanceClassifier.from_pretrained(directory).predict_proba(texts)
+    assert np.allclose(again.stance, classifier.predict_proba(texts).stance, atol=1e-5)
