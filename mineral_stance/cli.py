@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 from mineral_stance.config import (
+    COMPARED_CONFIGS,
     FIRST_PASS_PATH,
     GOLD_PATH,
     GUIDELINES_PATH,
     REPORTS_DIR,
     SECOND_PASS_PATH,
+    SHIPPED_CONFIG,
     SHIPPED_MODEL_DIR,
     TrainConfig,
 )
@@ -399,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.set_defaults(run=cmd_classify)
 
     train = commands.add_parser("train", help="fine-tune the model from a config in training/")
-    train.add_argument("--config", default="training/e5-lora.toml")
+    train.add_argument("--config", default=SHIPPED_CONFIG)
     train.add_argument("--gold", default=str(GOLD_PATH))
     train.add_argument("-o", "--output", default=str(SHIPPED_MODEL_DIR))
     train.set_defaults(run=cmd_train)
@@ -414,9 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare", help="leave-one-document-out comparison of baselines and fine-tuned models"
     )
-    compare.add_argument(
-        "configs", nargs="*", default=["training/e5-lora.toml", "training/e5-top-layers.toml"]
-    )
+    compare.add_argument("configs", nargs="*", default=list(COMPARED_CONFIGS))
     compare.add_argument("--gold", default=str(GOLD_PATH))
     compare.add_argument("-o", "--output", default=str(REPORTS_DIR))
     compare.add_argument("--only", nargs="*", help="run only systems whose name contains these")

@@ -36,6 +36,15 @@ GUIDELINES_PATH = ANNOTATIONS_DIR / "GUIDELINES.md"
 MODELS_DIR = PROJECT_DIR / "models"
 SHIPPED_MODEL_DIR = MODELS_DIR / "mineral-stance-e5-small"
 REPORTS_DIR = PROJECT_DIR / "training" / "reports"
+# the config that trains the shipped model, and the configs the comparison runs
+# (paths relative to the project directory)
+SHIPPED_CONFIG = "training/e5-linear-probe.toml"
+COMPARED_CONFIGS = (
+    "training/e5-linear-probe.toml",
+    "training/e5-lora.toml",
+    "training/e5-top-layers.toml",
+    "training/e5-lora-plain.toml",
+)
 
 
 def cache_dir() -> Path:
@@ -88,7 +97,10 @@ class TrainConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
         """Read a ``[train]`` table (or a flat file) and reject unknown keys loudly."""
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        path = Path(path)
+        if not path.exists() and (PROJECT_DIR / path).exists():  # "training/x.toml" from anywhere
+            path = PROJECT_DIR / path
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
         data = data.get("train", data)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
