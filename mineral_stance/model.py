@@ -24,6 +24,7 @@ encoder, only what training changed:
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -209,6 +210,11 @@ def save_pretrained(model: MultiTaskModel, tokenizer, directory: str | Path) -> 
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory)
     save_file(model.heads_state_dict(), directory / HEADS_NAME)
+    # a model saved over an older one must not keep the other method's weights
+    if model.config.method != "lora" and (directory / ADAPTER_DIR).is_dir():
+        shutil.rmtree(directory / ADAPTER_DIR)
+    if model.config.method != "top_layers":
+        (directory / TOP_LAYERS_NAME).unlink(missing_ok=True)
     if model.config.method == "lora":
         model.encoder.save_pretrained(directory / ADAPTER_DIR)
     elif model.config.method == "top_layers":

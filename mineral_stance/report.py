@@ -197,7 +197,8 @@ in `label-schema.md`.
 - Trained: {trained}
 - Claim thresholds (tuned on out-of-fold predictions): {thresholds}.
 - Files: `config.json` (label maps, thresholds, settings), `heads.safetensors`,
-  and `adapter/` (LoRA) or `encoder_top.safetensors` (top layers).
+  and, when encoder layers were trained, `adapter/` (LoRA) or
+  `encoder_top.safetensors` (top layers).
 
 ## Data
 - `annotations/gold.jsonl`, sha256 `{data_sha256}`: {n} sentences from the
@@ -229,6 +230,10 @@ be read in its source (the output keeps offsets) before it is quoted.
 - English input works through the multilingual encoder, but the gold data has
   few English sentences.
 - Inputs are cut at {max_length} tokens.
+- The textual cues (modals, quantities, reporting verbs) are fixed patterns
+  written while reading the five seed articles; phrasing they do not cover
+  leans on the sentence vector alone, and the cross-validated scores above are
+  optimistic for that reason.
 
 Reproduce: `mineral-stance train --config {config_path}`.
 """

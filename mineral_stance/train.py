@@ -320,7 +320,9 @@ def fit(
     voice = torch.tensor(targets.voice)
     lengths = [len(state) for state in cached]
 
-    bar = tqdm(total=total_steps, desc="training", disable=not progress, unit="batch")
+    bar = tqdm(
+        total=total_steps, desc="training", disable=not progress or not total_steps, unit="batch"
+    )
     for _epoch in range(config.epochs):
         for batch in length_grouped_batches(lengths, config.batch_size, rng):
             states, mask = pad_states([cached[i] for i in batch])

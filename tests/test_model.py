@@ -265,7 +265,12 @@ def test_a_frozen_encoder_model_saves_only_heads_and_config(tiny_base_model, tmp
     config = tiny_config(tiny_base_model, "frozen")
     config.head_init, config.epochs = "linear_probe", 0
     classifier = StanceClassifier(config).fit(texts, targets_from_records(records))
-    directory = classifier.save_pretrained(tmp_path / "probe")
+    lora = tiny_config(tiny_base_model, "lora")
+    lora.epochs = 1
+    StanceClassifier(lora).fit(texts, targets_from_records(records)).save_pretrained(
+        tmp_path / "probe"
+    )
+    directory = classifier.save_pretrained(tmp_path / "probe")  # over the LoRA model
     assert {p.name for p in directory.iterdir()} == {"config.json", "heads.safetensors"}
     again = StanceClassifier.from_pretrained(directory).predict_proba(texts)
     assert np.allclose(again.stance, classifier.predict_proba(texts).stance, atol=1e-5)
