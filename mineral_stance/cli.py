@@ -221,9 +221,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         systems["setfit"] = lambda: SetFitBaseline(TrainConfig().base_model, max_steps=60)
     for config_path in args.configs:
         config = TrainConfig.from_toml(config_path)
-        # a frozen encoder with untrained heads is the linear probe alone
-        linear_probe = config.method == "frozen" and config.epochs == 0
-        kind = "linear probe" if linear_probe else "fine-tuned"
+        kind = "linear probe" if config.is_linear_probe else "fine-tuned"
         systems[f"{kind} ({Path(config_path).stem})"] = lambda config=config: StanceClassifier(
             config
         )

@@ -94,6 +94,11 @@ class TrainConfig:
     # convert inputs to one Chinese script before encoding: "simplified", "traditional" or ""
     script: str = ""
 
+    @property
+    def is_linear_probe(self) -> bool:
+        """A frozen encoder whose heads are never trained: the linear probe alone."""
+        return self.method == "frozen" and self.epochs == 0
+
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
         """Read a ``[train]`` table (or a flat file) and reject unknown keys loudly."""

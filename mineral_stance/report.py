@@ -246,7 +246,7 @@ def describe_training(config) -> str:
         "mean-pooled sentence vector"
         + (" and the schema's textual cues (`mineral_stance/cues.py`)" if config.text_cues else "")
     )
-    if config.method == "frozen" and config.epochs == 0:
+    if config.is_linear_probe:
         trained = (
             f"{heads}, fitted as balanced logistic regressions (C={config.probe_c}) on the "
             "frozen encoder: no encoder weight changes (a linear probe)"

@@ -251,6 +251,8 @@ def fit(
     progress: bool = True,
 ) -> tuple[MultiTaskModel, object]:
     """Train a model from scratch on (texts, targets); return it in eval mode, with tokenizer."""
+    if config.head_init not in ("random", "linear_probe"):  # before the costly encoding pass
+        raise ValueError(f"unknown head_init {config.head_init!r} (use 'random' or 'linear_probe')")
     set_seed(config.seed)
     torch.set_num_threads(config.threads)
     encoder, tokenizer = load_encoder(config.base_model)
@@ -281,8 +283,6 @@ def fit(
     cues = model.text_cues(texts)
     if config.head_init == "linear_probe":
         init_heads_by_linear_probe(model, cached, cues, targets, first_trained, config.probe_c)
-    elif config.head_init != "random":
-        raise ValueError(f"unknown head_init {config.head_init!r} (use 'random' or 'linear_probe')")
     model.train()
 
     claim_loss = nn.BCEWithLogitsLoss(
