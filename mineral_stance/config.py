@@ -23,6 +23,23 @@ VOICES: tuple[str, ...] = ("author", "reported")
 UNIT_KINDS: tuple[str, ...] = ("body", "heading", "caption", "footnote", "table", "boilerplate")
 LABELLED_KINDS: tuple[str, ...] = ("body", "heading")
 
+# --- Corpus metadata ---------------------------------------------------------
+# Scripts of an article, and the perspectives the corpus is balanced over: whose
+# voice the article is, not its stance.
+SCRIPTS: tuple[str, ...] = ("simplified", "traditional", "english")
+PERSPECTIVES: tuple[str, ...] = (
+    "prc_state_media",  # Xinhua, People's Daily, Global Times, CCTV, China Daily (Chinese)
+    "prc_ministry",  # foreign-ministry and commerce-ministry transcripts and statements
+    "prc_academic",  # journals, university and think-tank analyses
+    "prc_media",  # commercial, financial and industry media and portals
+    "prc_self_media",  # personal and account-based platforms (网易号, 搜狐号, 百家号, WeChat)
+    "taiwan",
+    "hong_kong",
+    "overseas_chinese",  # Chinese-language outlets abroad (Singapore, US, Europe, Malaysia)
+    "translated_western",  # Chinese translations of Western think tanks and media
+    "english",  # English-language reporting and analysis
+)
+
 # --- Paths -------------------------------------------------------------------
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -33,6 +50,8 @@ GOLD_PATH = ANNOTATIONS_DIR / "gold.jsonl"
 FIRST_PASS_PATH = ANNOTATIONS_DIR / "first_pass.jsonl"
 SECOND_PASS_PATH = ANNOTATIONS_DIR / "second_pass.jsonl"
 GUIDELINES_PATH = ANNOTATIONS_DIR / "GUIDELINES.md"
+# the collected corpus: one file an article (header + text) and its manifest
+ARTICLES_DIR = ANNOTATIONS_DIR / "articles"
 MODELS_DIR = PROJECT_DIR / "models"
 SHIPPED_MODEL_DIR = MODELS_DIR / "mineral-stance-e5-small"
 REPORTS_DIR = PROJECT_DIR / "training" / "reports"

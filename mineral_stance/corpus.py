@@ -10,6 +10,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
+from mineral_stance.articles import ArticleFileError, read_article_file
 from mineral_stance.config import SEEDS_DIR
 from mineral_stance.segment import Unit, segment_text
 
@@ -132,9 +133,18 @@ COMMON_CHARACTERS = frozenset(
 
 
 def read_article(path: Path) -> Article:
-    """Read a text file as one article whose doc_id comes from the seed manifest or the name."""
-    data = path.read_bytes()
-    return Article(doc_id=doc_id_for(path), text=decode_bytes(data, str(path)), source=str(path))
+    """Read a text file as one article whose doc_id comes from the seed manifest or the name.
+
+    A file of the annotated corpus (a ``source: …`` header ended by ``---``) gives
+    the text below its header, so its units' offsets match the gold records.
+    """
+    text = decode_bytes(path.read_bytes(), str(path))
+    if text.startswith("source: http"):
+        try:
+            return Article(doc_id=path.stem, text=read_article_file(path).text, source=str(path))
+        except ArticleFileError:
+            pass  # not a corpus file after all: the whole text is the article
+    return Article(doc_id=doc_id_for(path), text=text, source=str(path))
 
 
 def load_manifest(seeds_dir: Path = SEEDS_DIR) -> list[dict[str, str]]:
