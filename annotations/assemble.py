@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from mineral_stance.annotations import check_record
+from mineral_stance.articles import read_corpus_articles
 from mineral_stance.config import (
     ANNOTATIONS_DIR,
     FIRST_PASS_PATH,
@@ -23,14 +24,22 @@ from mineral_stance.config import (
     SECOND_PASS_PATH,
 )
 from mineral_stance.corpus import seed_paths, segment_file
+from mineral_stance.segment import segment_text
 
 RAW_DIR = ANNOTATIONS_DIR / "raw"
+CORPUS_RAW_DIR = RAW_DIR / "corpus"
 ADJUDICATION_PATH = ANNOTATIONS_DIR / "adjudication.jsonl"
+# the seed gold relabelled where the codebook was settled to match the schema
+RELABEL_SEED_PATH = ANNOTATIONS_DIR / "relabel_seed.jsonl"
+CORPUS_ADJUDICATION_PATH = ANNOTATIONS_DIR / "adjudication_corpus.jsonl"
+SECOND_PASS_CORPUS_PATH = ANNOTATIONS_DIR / "second_pass_corpus.jsonl"
 LABEL_FIELDS = ("claim_types", "stance", "voice")
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 def record_for(unit, labels: dict, annotator: str) -> dict:
@@ -52,38 +61,66 @@ def record_for(unit, labels: dict, annotator: str) -> dict:
     return record
 
 
-def main() -> None:
-    units = [u for path in seed_paths() for u in segment_file(path) if u.kind in LABELLED_KINDS]
-    first_pass: dict[str, dict] = {}
-    for path in sorted(RAW_DIR.glob("first_pass_*.jsonl")):
+def read_passes(paths: list[Path]) -> dict[str, tuple[dict, str]]:
+    """id → (labels, annotator) from raw label files; an id labelled twice is an error."""
+    labelled: dict[str, tuple[dict, str]] = {}
+    for path in paths:
         for labels in read_jsonl(path):
-            if labels["id"] in first_pass:
+            if labels["id"] in labelled:
                 raise ValueError(f"{path}: {labels['id']} labelled twice")
-            first_pass[labels["id"]] = labels
-    adjudicated = {row["id"]: row for row in read_jsonl(ADJUDICATION_PATH)}
+            labelled[labels["id"]] = (labels, path.stem)
+    return labelled
+
+
+def corpus_units() -> list:
+    """Body and heading units of the collected articles, article by article."""
+    return [u for article in read_corpus_articles()
+            for u in segment_text(article.text, article.meta.doc_id) if u.kind in LABELLED_KINDS]
+
+
+def main() -> None:
+    seed_units = [u for path in seed_paths() for u in segment_file(path)
+                  if u.kind in LABELLED_KINDS]
+    first_pass = read_passes(sorted(RAW_DIR.glob("first_pass_*.jsonl"))
+                             + sorted(CORPUS_RAW_DIR.glob("first_*.jsonl")))
+    # an article joins the gold set once its first pass has begun; then every unit counts
+    started = {sentence_id.rsplit(":", 1)[0] for sentence_id in first_pass}
+    collected = corpus_units()
+    waiting = {u.doc_id for u in collected} - started
+    if waiting:
+        print(f"{len(waiting)} collected articles have no labels yet and are left out")
+    units = seed_units + [u for u in collected if u.doc_id in started]
+    second_seed = read_passes([RAW_DIR / "second_pass.jsonl"])
+    second_corpus = read_passes(sorted(CORPUS_RAW_DIR.glob("second_*.jsonl")))
+    # later decisions win: adjudication, then the codebook settlement of the seed gold
+    decisions = {row["id"]: (row, "adjudicated") for row in read_jsonl(ADJUDICATION_PATH)}
+    decisions |= {row["id"]: (row, "adjudicated")
+                  for row in read_jsonl(CORPUS_ADJUDICATION_PATH)}
+    decisions |= {row["id"]: (row, "relabelled-codebook")
+                  for row in read_jsonl(RELABEL_SEED_PATH)}
     unit_ids = {u.id for u in units}
-    unknown = (set(first_pass) | set(adjudicated)) - unit_ids
+    # labels of an article removed after it was dealt (a duplicate found late) are dropped
+    present = {u.doc_id for u in seed_units} | {u.doc_id for u in collected}
+    for table in (first_pass, second_corpus):
+        for sentence_id in [i for i in table if i.rsplit(":", 1)[0] not in present]:
+            del table[sentence_id]
+    labelled_ids = set(first_pass) | set(second_seed) | set(second_corpus) | set(decisions)
+    unknown = labelled_ids - unit_ids
     if unknown:
-        raise ValueError(f"labels for ids that are not body/heading units: {sorted(unknown)}")
+        raise ValueError(f"labels for ids that are not body/heading units: {sorted(unknown)[:10]}")
     missing = unit_ids - set(first_pass)
     if missing:
         raise ValueError(
             f"{len(missing)} units have no first-pass label, e.g. {sorted(missing)[:5]}"
         )
 
-    gold = []
-    for unit in units:
-        if unit.id in adjudicated:
-            gold.append(record_for(unit, adjudicated[unit.id], "adjudicated"))
-        else:
-            gold.append(record_for(unit, first_pass[unit.id], "first-pass"))
     by_id = {u.id: u for u in units}
-    second = [
-        record_for(by_id[labels["id"]], labels, "second-pass")
-        for labels in read_jsonl(RAW_DIR / "second_pass.jsonl")
-    ]
-    first = [record_for(unit, first_pass[unit.id], "first-pass") for unit in units]
-    outputs = ((GOLD_PATH, gold), (FIRST_PASS_PATH, first), (SECOND_PASS_PATH, second))
+    gold = [record_for(u, *(decisions.get(u.id) or first_pass[u.id])) for u in units]
+    first = [record_for(u, *first_pass[u.id]) for u in units]
+    second = [record_for(by_id[i], *pair) for i, pair in second_seed.items()]
+    second_new = [record_for(by_id[i], *pair) for i, pair in second_corpus.items()]
+    outputs = ((GOLD_PATH, gold), (FIRST_PASS_PATH, first), (SECOND_PASS_PATH, second),
+               (SECOND_PASS_CORPUS_PATH, second_new))
     for path, records in outputs:
         with open(path, "w", encoding="utf-8") as handle:
             for record in records:

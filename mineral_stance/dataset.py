@@ -92,14 +92,25 @@ def fold_groups(articles: pd.DataFrame) -> dict[str, str]:
     return {row.doc_id: root(f"doc:{row.doc_id}").split(":", 1)[1] for row in articles.itertuples()}
 
 
-def corpus_frame(gold_path: Path = GOLD_PATH, articles_dir: Path = ARTICLES_DIR) -> pd.DataFrame:
-    """Gold sentences joined with their article's metadata, the fold group and the context."""
+def corpus_frame(gold_path: Path = GOLD_PATH, articles_dir: Path = ARTICLES_DIR,
+                 strict: bool = True) -> pd.DataFrame:
+    """Gold sentences joined with their article's metadata, the fold group and the context.
+
+    An article with no metadata is an error, unless ``strict`` is off: then it is
+    its own outlet and fold group, with perspective and script "unknown" (any
+    annotation file in the schema can still be cross-validated by document).
+    """
     records = load_records(gold_path)
-    articles = article_table(articles_dir).set_index("doc_id")
-    groups = fold_groups(articles.reset_index())
-    missing = sorted({r["doc_id"] for r in records} - set(articles.index))
-    if missing:
+    articles = article_table(articles_dir)
+    missing = sorted({r["doc_id"] for r in records} - set(articles["doc_id"]))
+    if missing and strict:
         raise ValueError(f"{gold_path}: no article metadata for doc_id(s) {', '.join(missing[:5])}")
+    unknown = pd.DataFrame({"doc_id": missing, "outlet": missing, "site": "",
+                            "perspective": "unknown", "script": "unknown", "date": "",
+                            "title": "", "story": missing})
+    articles = pd.concat([articles, unknown], ignore_index=True) if missing else articles
+    groups = fold_groups(articles)
+    articles = articles.set_index("doc_id")
     frame = pd.DataFrame({
         "id": [r["id"] for r in records],
         "doc_id": [r["doc_id"] for r in records],
@@ -115,6 +126,18 @@ def corpus_frame(gold_path: Path = GOLD_PATH, articles_dir: Path = ARTICLES_DIR)
     frame = frame.sort_values(["doc_id", "index"], kind="stable").reset_index(drop=True)
     frame["previous"] = frame.groupby("doc_id")["text"].shift(1).fillna("")
     return frame
+
+
+def cross_validation_data(gold_path: Path = GOLD_PATH):
+    """Texts, label arrays and the corpus frame (groups, perspective, script) of a gold file.
+
+    Any annotation file in the schema works: sentences of articles without metadata
+    form their own groups.
+    """
+    from mineral_stance.labels import targets_from_records
+
+    frame = corpus_frame(gold_path, strict=False)
+    return frame["text"].tolist(), targets_from_records(frame.to_dict("records")), frame
 
 
 def load_corpus(gold_path: Path = GOLD_PATH, articles_dir: Path = ARTICLES_DIR):

@@ -111,50 +111,62 @@ def bootstrap_intervals(
     }
 
 
-def leave_one_document_out(
+def cross_validation_folds(groups: list[str], n_folds: int | None) -> list[np.ndarray]:
+    """Test-index arrays: one fold per group, or ``n_folds`` folds of whole groups."""
+    group_array = np.array(groups)
+    if n_folds is None:
+        return [np.flatnonzero(group_array == g) for g in dict.fromkeys(groups)]
+    from mineral_stance.dataset import outlet_folds
+
+    return [test for _, test in outlet_folds(group_array, n_folds)]
+
+
+def grouped_cross_validation(
     make_system: Callable[[], object],
     texts: list[str],
     targets: Targets,
-    doc_ids: list[str],
+    groups: list[str],
+    n_folds: int | None = None,
     tune: bool = True,
     on_fold: Callable[[str], None] | None = None,
 ) -> tuple[Probabilities, Targets, list[list[float]]]:
-    """Train on four documents, predict the fifth, for each document.
+    """Train without one fold, predict it, for each fold; groups never straddle folds.
 
+    ``groups`` are document ids (leave one document out, the default) or the
+    corpus's outlet fold groups with ``n_folds`` (outlet-held-out k-fold).
     Returns the out-of-fold probabilities, the decisions, and for each sentence
-    the claim thresholds used. With ``tune``, the thresholds for a document are
-    tuned on the out-of-fold predictions of the *other* documents, so no
-    document's labels choose its own thresholds.
+    the claim thresholds used. With ``tune``, the thresholds for a fold are
+    tuned on the out-of-fold predictions of the *other* folds, so no fold's
+    labels choose its own thresholds.
     """
-    documents = list(dict.fromkeys(doc_ids))
-    doc_array = np.array(doc_ids)
-    parts: dict[str, tuple[np.ndarray, Probabilities]] = {}
-    default_thresholds: list[float] = []
-    for document in documents:
-        if on_fold:
-            on_fold(document)
-        train_index = np.flatnonzero(doc_array != document)
-        test_index = np.flatnonzero(doc_array == document)
-        system = make_system().fit([texts[i] for i in train_index], targets.subset(train_index))
-        default_thresholds = list(system.claim_thresholds)
-        parts[document] = (test_index, system.predict_proba([texts[i] for i in test_index]))
-
+    folds = cross_validation_folds(groups, n_folds)
     n = len(texts)
     oof = Probabilities(
         claims=np.zeros((n, len(CLAIM_TYPES))),
         stance=np.zeros((n, len(STANCES))),
         voice=np.zeros((n, len(VOICES))),
     )
-    for index, probabilities in parts.values():
-        oof.claims[index] = probabilities.claims
-        oof.stance[index] = probabilities.stance
-        oof.voice[index] = probabilities.voice
+    default_thresholds: list[float] = []
+    for number, test_index in enumerate(folds):
+        if on_fold:
+            held_out = sorted({groups[i] for i in test_index})
+            on_fold(held_out[0] if len(held_out) == 1 else
+                    f"fold {number + 1}/{len(folds)} ({len(held_out)} groups, "
+                    f"{len(test_index)} sentences)")
+        train_index = np.setdiff1d(np.arange(n), test_index)
+        system = make_system().fit([texts[i] for i in train_index], targets.subset(train_index))
+        default_thresholds = list(system.claim_thresholds)
+        probabilities = system.predict_proba([texts[i] for i in test_index])
+        oof.claims[test_index] = probabilities.claims
+        oof.stance[test_index] = probabilities.stance
+        oof.voice[test_index] = probabilities.voice
 
     thresholds = np.tile(default_thresholds, (n, 1))
     if tune:
-        for document in documents:
-            others = doc_array != document
-            thresholds[~others] = tune_thresholds(oof.claims[others], targets.claims[others])
+        for test_index in folds:
+            others = np.ones(n, dtype=bool)
+            others[test_index] = False
+            thresholds[test_index] = tune_thresholds(oof.claims[others], targets.claims[others])
     decisions = Targets(
         claims=(oof.claims >= thresholds).astype(int),
         stance=oof.stance.argmax(1),
@@ -163,37 +175,79 @@ def leave_one_document_out(
     return oof, decisions, thresholds.tolist()
 
 
+def leave_one_document_out(
+    make_system: Callable[[], object],
+    texts: list[str],
+    targets: Targets,
+    doc_ids: list[str],
+    tune: bool = True,
+    on_fold: Callable[[str], None] | None = None,
+) -> tuple[Probabilities, Targets, list[list[float]]]:
+    """Train on all documents but one, predict that one, for each document."""
+    return grouped_cross_validation(make_system, texts, targets, doc_ids, None, tune, on_fold)
+
+
+def outlet_groups(frame, n_folds: int) -> tuple[list[str], int | None]:
+    """Fold groups and fold count for a corpus frame: outlet-held-out k-fold when there
+    are enough outlet groups, else (``n_folds`` 0, or too few groups) one fold per document."""
+    groups = frame["fold_group"].tolist()
+    if n_folds and len(set(groups)) >= n_folds:
+        return groups, n_folds
+    return frame["doc_id"].tolist(), None
+
+
+def split_description(n_folds: int | None) -> str:
+    """How a cross-validation split its data, in words for reports and cards."""
+    if n_folds is None:
+        return "leave one document out"
+    return f"{n_folds}-fold cross-validation holding out whole outlets"
+
+
+def scores_by(truth: Targets, predicted: Targets, keys: list[str]) -> dict[str, dict]:
+    """Metrics for each value of a per-sentence key (document, perspective, script)."""
+    key_array = np.array(keys)
+    return {
+        key: {"sentences": int((key_array == key).sum()),
+              **score(truth.subset(np.flatnonzero(key_array == key)),
+                      predicted.subset(np.flatnonzero(key_array == key)))}
+        for key in dict.fromkeys(keys)
+    }
+
+
 def run_comparison(
     systems: dict[str, Callable[[], object]],
     texts: list[str],
     targets: Targets,
-    doc_ids: list[str],
+    groups: list[str],
+    n_folds: int | None = None,
+    breakdowns: dict[str, list[str]] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, dict]:
-    """Leave-one-document-out metrics, intervals and thresholds for each system."""
+    """Cross-validated metrics, intervals and per-breakdown scores for each system.
+
+    ``groups``/``n_folds`` choose the split (see :func:`grouped_cross_validation`);
+    ``breakdowns`` maps a name (e.g. "perspective") to a per-sentence key, and
+    each system's metrics are also reported for every value of that key.
+    """
     results = {}
     for name, make_system in systems.items():
-        log(f"{name}: leave-one-document-out")
+        log(f"{name}: cross-validation")
         tune = name not in ("majority", "rules")
-        _, decisions, thresholds = leave_one_document_out(
+        _, decisions, _ = grouped_cross_validation(
             make_system,
             texts,
             targets,
-            doc_ids,
+            groups,
+            n_folds,
             tune=tune,
-            on_fold=lambda document, name=name: log(f"  {name}: held-out {document}"),
+            on_fold=lambda fold, name=name: log(f"  {name}: held-out {fold}"),
         )
         metrics = score(targets, decisions)
         results[name] = {
             "metrics": metrics,
             "bootstrap_95": bootstrap_intervals(targets, decisions),
-            "per_document": {
-                document: score(
-                    targets.subset(np.flatnonzero(np.array(doc_ids) == document)),
-                    decisions.subset(np.flatnonzero(np.array(doc_ids) == document)),
-                )
-                for document in dict.fromkeys(doc_ids)
-            },
+            **{f"per_{key}": scores_by(targets, decisions, values)
+               for key, values in (breakdowns or {}).items()},
         }
         log(
             f"  claim macro-F1 {metrics['claim_types']['macro_f1']:.3f}, "

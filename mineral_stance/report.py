@@ -51,6 +51,29 @@ def comparison_markdown(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def breakdown_markdown(results: dict[str, dict], keys: tuple[str, ...]) -> list[str]:
+    """Sections of macro-F1 per value of each breakdown key (perspective, script)."""
+    sections = []
+    for key in keys:
+        per = f"per_{key}"
+        if not results or per not in next(iter(results.values())):
+            continue
+        values = list(next(iter(results.values()))[per])
+        sections += ["", f"## Macro-F1 by {key} (claim types / stance / voice)", "",
+                     "| system | " + " | ".join(
+                         f"{v} ({next(iter(results.values()))[per][v]['sentences']})"
+                         for v in values) + " |",
+                     "|---|" + "---|" * len(values)]
+        for name, result in results.items():
+            cells = [
+                f"{m['claim_types']['macro_f1']:.2f} / {m['stance']['macro_f1']:.2f} / "
+                f"{m['voice']['macro_f1']:.2f}"
+                for m in (result[per][v] for v in values)
+            ]
+            sections.append(f"| {name} | " + " | ".join(cells) + " |")
+    return sections
+
+
 def confusion_markdown(metrics: dict) -> str:
     matrix = metrics["stance"]["confusion_matrix"]["rows_gold_columns_predicted"]
     lines = ["| gold \\ predicted | " + " | ".join(STANCES) + " |", "|---|" + "---|" * len(STANCES)]
@@ -72,7 +95,7 @@ def plot_comparison(results: dict[str, dict], path: Path) -> None:
         axis.bar(positions, values, width, label=name, yerr=[low, high], capsize=3)
     axis.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(tasks))])
     axis.set_xticklabels(["claim types", "stance", "voice"])
-    axis.set_ylabel("macro-F1 (leave-one-document-out)")
+    axis.set_ylabel("macro-F1 (held-out folds)")
     axis.set_ylim(0, 1)
     axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
@@ -201,15 +224,16 @@ in `label-schema.md`.
   `encoder_top.safetensors` (top layers).
 
 ## Data
-- `annotations/gold.jsonl`, sha256 `{data_sha256}`: {n} sentences from the
-  five seed articles ({documents}).
+- `annotations/gold.jsonl`, sha256 `{data_sha256}`: {n} sentences,
+  {documents} (the seed articles and the collected corpus; see
+  `annotations/README.md`).
 
 ## Training configuration
 ```json
 {config}
 ```
 
-## Leave-one-document-out metrics (before training on all data)
+## Cross-validated metrics ({split}; before training on all data)
 | task | macro-F1 | 95% CI |
 |---|---|---|
 | claim types | {claim_f1:.3f} | [{claim_lo:.2f}, {claim_hi:.2f}] |
@@ -223,8 +247,8 @@ compare stance toward the US-led alliance across outlets. Every label should
 be read in its source (the output keeps offsets) before it is quoted.
 
 ## Limits
-- Trained on {n} sentences from five articles; outlets, genres and topics far
-  from these (e.g. trade-press market reports, social media) will score lower.
+- Trained on {n} sentences ({documents}); outlets, genres and topics far
+  from these will score lower.
 - Stance is judged per sentence, toward one target (the US-led alliance
   system); it is not an article-level or author-level stance.
 - English input works through the multilingual encoder, but the gold data has

@@ -9,6 +9,7 @@ from mineral_stance.annotations import agreement, label_counts, load_records, va
 from mineral_stance.cli import main
 from mineral_stance.config import (
     CLAIM_TYPES,
+    FIRST_PASS_PATH,
     GOLD_PATH,
     LABELLED_KINDS,
     SECOND_PASS_PATH,
@@ -153,7 +154,7 @@ def test_gold_is_valid_and_labels_every_body_and_heading_sentence(gold):
 
 
 def test_gold_covers_all_documents_and_every_label(gold):
-    assert {r["doc_id"] for r in gold} == {row["doc_id"] for row in load_manifest()}
+    assert {r["doc_id"] for r in gold} >= {row["doc_id"] for row in load_manifest()}
     claims = Counter(c for r in gold for c in r["claim_types"])
     assert all(claims[c] >= 10 for c in CLAIM_TYPES)
     assert all(Counter(r["stance"] for r in gold)[s] >= 10 for s in STANCES)
@@ -163,7 +164,8 @@ def test_gold_covers_all_documents_and_every_label(gold):
 def test_second_pass_is_independent_sized_and_spread(gold):
     second = load_records(SECOND_PASS_PATH)
     assert len(second) >= 150
-    assert {r["doc_id"] for r in second} == {r["doc_id"] for r in gold}
-    assert all(r["annotator"] == "second-pass" for r in second)
+    assert {r["doc_id"] for r in second} == {row["doc_id"] for row in load_manifest()}
+    first_annotators = {r["annotator"] for r in load_records(FIRST_PASS_PATH)}
+    assert {r["annotator"] for r in second}.isdisjoint(first_annotators)
     gold_ids = {r["id"] for r in gold}
     assert all(r["id"] in gold_ids for r in second)

@@ -241,7 +241,9 @@ def test_train_command_writes_a_loadable_model_with_card_and_metrics(tiny_base_m
     assert "from the linear probe (LP-FT)" in card and "simplified" in card
     assert f"mineral-stance train --config {config}" in card
     metrics = json.loads((out / "cv_metrics.json").read_text(encoding="utf-8"))
-    assert 0.0 <= metrics["leave_one_document_out"]["stance"]["macro_f1"] <= 1.0
+    assert 0.0 <= metrics["cross_validation"]["stance"]["macro_f1"] <= 1.0
+    # three documents without corpus metadata: too few outlet groups for five folds
+    assert metrics["split"] == "leave one document out"
     classifier = StanceClassifier.from_pretrained(out)
     assert classifier.model.config.script == "simplified"
     assert len(classifier.predict(["美国应与盟友合作。"])) == 1

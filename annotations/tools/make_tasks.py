@@ -40,13 +40,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--prefix", default="batch")
+    parser.add_argument("--no-new", action="store_true",
+                        help="only rewrite the batches already dealt (after an article changed)")
     args = parser.parse_args()
     TASKS_DIR.mkdir(exist_ok=True)
     assignment = existing_assignment()
     articles = read_corpus_articles()
     units = {a.meta.doc_id: [u for u in segment_text(a.text, a.meta.doc_id)
                              if u.kind in LABELLED_KINDS] for a in articles}
-    new = [a for a in articles if a.meta.doc_id not in assignment]
+    new = [] if args.no_new else [a for a in articles if a.meta.doc_id not in assignment]
+    articles = [a for a in articles if a.meta.doc_id in assignment or a in new]
     names = [f"{args.prefix}_{i:02d}" for i in range(args.batches)]
     sizes = dict.fromkeys(names, 0)
     # deal by perspective, largest articles first, each to the smallest batch
