@@ -15,9 +15,10 @@ import json
 from pathlib import Path
 
 from mineral_stance.annotations import check_record
-from mineral_stance.articles import read_corpus_articles
+from mineral_stance.articles import build_manifest, read_corpus_articles, write_manifest
 from mineral_stance.config import (
     ANNOTATIONS_DIR,
+    ARTICLES_DIR,
     FIRST_PASS_PATH,
     GOLD_PATH,
     LABELLED_KINDS,
@@ -72,9 +73,9 @@ def read_passes(paths: list[Path]) -> dict[str, tuple[dict, str]]:
     return labelled
 
 
-def corpus_units() -> list:
+def corpus_units(articles: list) -> list:
     """Body and heading units of the collected articles, article by article."""
-    return [u for article in read_corpus_articles()
+    return [u for article in articles
             for u in segment_text(article.text, article.meta.doc_id) if u.kind in LABELLED_KINDS]
 
 
@@ -85,7 +86,8 @@ def main() -> None:
                              + sorted(CORPUS_RAW_DIR.glob("first_*.jsonl")))
     # an article joins the gold set once its first pass has begun; then every unit counts
     started = {sentence_id.rsplit(":", 1)[0] for sentence_id in first_pass}
-    collected = corpus_units()
+    articles = read_corpus_articles()
+    collected = corpus_units(articles)
     waiting = {u.doc_id for u in collected} - started
     if waiting:
         print(f"{len(waiting)} collected articles have no labels yet and are left out")
@@ -126,6 +128,10 @@ def main() -> None:
             for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         print(f"wrote {len(records)} records to {path}")
+    rows = build_manifest([a for a in articles if a.meta.doc_id in started])
+    write_manifest(rows, ARTICLES_DIR / "manifest.csv")
+    print(f"wrote {len(rows)} articles to {ARTICLES_DIR / 'manifest.csv'} "
+          f"({len({r.story for r in rows})} stories)")
 
 
 if __name__ == "__main__":

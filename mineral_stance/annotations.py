@@ -117,11 +117,18 @@ def load_records(path: str | Path) -> list[dict]:
     return records
 
 
-def label_counts(records: list[dict]) -> pd.DataFrame:
-    """One row per document (plus a total): sentences and the count of every label."""
+def label_counts(records: list[dict], by: list[str] | None = None) -> pd.DataFrame:
+    """One row per document (plus a total): sentences and the count of every label.
+
+    ``by`` groups by other keys instead, one value per record (e.g. each
+    record's perspective or script); the table then also counts articles.
+    """
     rows = []
-    for record in records:
-        row = {"doc_id": record["doc_id"], "sentences": 1}
+    for number, record in enumerate(records):
+        key = record["doc_id"] if by is None else by[number]
+        row = {"doc_id": key, "sentences": 1}
+        if by is not None:
+            row["articles"] = record["doc_id"]
         for claim in CLAIM_TYPES:
             row[claim] = int(claim in record["claim_types"])
         row["no_claim"] = int(not record["claim_types"])
@@ -130,8 +137,14 @@ def label_counts(records: list[dict]) -> pd.DataFrame:
         for voice in VOICES:
             row[f"voice_{voice}"] = int(record["voice"] == voice)
         rows.append(row)
-    table = pd.DataFrame(rows).groupby("doc_id", sort=False).sum()
+    frame = pd.DataFrame(rows)
+    table = frame.drop(columns="articles", errors="ignore").groupby("doc_id", sort=False).sum()
+    if by is not None:
+        table.insert(0, "articles", frame.groupby("doc_id", sort=False)["articles"].nunique())
     table.loc["TOTAL"] = table.sum()
+    if by is not None:
+        table.loc["TOTAL", "articles"] = frame["articles"].nunique()
+    table.index.name = "doc_id" if by is None else "group"
     return table
 
 

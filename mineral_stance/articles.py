@@ -83,6 +83,8 @@ def read_article_file(path: str | Path) -> ArticleFile:
         if line.strip() == HEADER_END:
             text = "\n".join(lines[number:]).strip("\n")
             break
+        if not line.strip():
+            continue
         key, sep, value = line.partition(":")
         key = key.strip().lower()
         if not sep or key not in HEADER_FIELDS:

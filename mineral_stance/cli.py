@@ -59,10 +59,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print label counts per document."""
-    from mineral_stance.annotations import label_counts, load_records
+    from mineral_stance.annotations import label_counts
+    from mineral_stance.dataset import corpus_frame
 
-    table = label_counts(load_records(args.file))
-    print(table.T.to_string() if args.transpose else table.to_string())
+    frame = corpus_frame(Path(args.file), strict=False)
+    records = frame.to_dict("records")
+    keys = ["doc_id"] if args.by_document else ["perspective", "script"]
+    for key in keys:
+        table = label_counts(records, None if key == "doc_id" else frame[key].tolist())
+        print(f"# by {key.replace('doc_id', 'document')}")
+        print((table.T if args.transpose else table).to_string(), end="\n\n")
     return 0
 
 
@@ -379,9 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+")
     validate.set_defaults(run=cmd_validate)
 
-    stats = commands.add_parser("stats", help="label counts per document")
+    stats = commands.add_parser(
+        "stats", help="label counts per perspective and script (or per document)")
     stats.add_argument("file", nargs="?", default=str(GOLD_PATH))
-    stats.add_argument("--transpose", action="store_true", help="documents as columns")
+    stats.add_argument("--transpose", action="store_true", help="groups as columns")
+    stats.add_argument("--by-document", action="store_true", help="one row per article")
     stats.set_defaults(run=cmd_stats)
 
     agree = commands.add_parser("agreement", help="Cohen's kappa between two annotation files")

@@ -169,3 +169,20 @@ def test_second_pass_is_independent_sized_and_spread(gold):
     assert {r["annotator"] for r in second}.isdisjoint(first_annotators)
     gold_ids = {r["id"] for r in gold}
     assert all(r["id"] in gold_ids for r in second)
+
+
+def test_label_counts_by_perspective_count_articles_and_sentences():
+    records = make_records(3)
+    perspectives = ["taiwan" if r["doc_id"] == "doc0" else "english" for r in records]
+    table = label_counts(records, perspectives)
+    assert list(table.index) == ["taiwan", "english", "TOTAL"]
+    assert table.loc["english", "articles"] == 2 and table.loc["TOTAL", "articles"] == 3
+    assert table.loc["taiwan", "sentences"] == 6 and table.loc["TOTAL", "sentences"] == 18
+
+
+def test_stats_command_reports_perspective_and_script(capsys):
+    assert main(["stats"]) == 0
+    out = capsys.readouterr().out
+    assert "# by perspective" in out and "# by script" in out and "prc_academic" in out
+    assert main(["stats", "--by-document"]) == 0
+    assert "cass-minerals-alliance" in capsys.readouterr().out
