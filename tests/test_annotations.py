@@ -186,3 +186,10 @@ def test_stats_command_reports_perspective_and_script(capsys):
     assert "# by perspective" in out and "# by script" in out and "prc_academic" in out
     assert main(["stats", "--by-document"]) == 0
     assert "cass-minerals-alliance" in capsys.readouterr().out
+
+
+def test_agreement_command_reports_each_script(capsys):
+    assert main(["agreement", str(FIRST_PASS_PATH), str(SECOND_PASS_PATH), "--by", "script"]) == 0
+    out = capsys.readouterr().out
+    assert "# script simplified" in out and "# script traditional" in out
+    assert out.count("stance  kappa") == 3  # overall, then each script
