@@ -216,6 +216,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces a comparison, for its report."""
+    parts = ["mineral-stance compare", *args.configs]
+    if args.gold != str(GOLD_PATH):
+        parts += ["--gold", args.gold]
+    if args.seeds_only:
+        parts.append("--seeds-only")
+    if args.folds != 5:
+        parts += ["--folds", str(args.folds)]
+    if args.only:
+        parts += ["--only", *(f'"{name}"' for name in args.only)]
+    if args.output != str(REPORTS_DIR):
+        parts += ["-o", args.output]
+    return " ".join(parts)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Every system, leave-one-document-out, in one table (Markdown, JSON, PNG)."""
     from mineral_stance.annotations import file_sha256
@@ -238,7 +254,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         write_json,
     )
 
-    texts, targets, frame = cross_validation_data(Path(args.gold))
+    texts, targets, frame = cross_validation_data(Path(args.gold), args.seeds_only)
     groups, n_folds = outlet_groups(frame, args.folds)
     systems = {
         "majority": MajorityBaseline,
@@ -278,7 +294,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "taken from the label schema, never fitted per fold; they were written "
         "while reading the five seed articles.",
         "",
-        "Made by: `mineral-stance compare " + " ".join(args.configs) + "`",
+        f"Made by: `{compare_command(args)}`",
         "",
         comparison_markdown(results),
         "",
@@ -459,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--gold", default=str(GOLD_PATH))
     compare.add_argument("-o", "--output", default=str(REPORTS_DIR))
     compare.add_argument("--only", nargs="*", help="run only systems whose name contains these")
+    compare.add_argument("--seeds-only", action="store_true",
+                         help="the five seed articles alone (the gold set before the corpus grew)")
     compare.add_argument("--folds", type=int, default=5,
                          help="outlet-held-out folds (0: leave one document out)")
     compare.set_defaults(run=cmd_compare)
