@@ -116,7 +116,10 @@ def repair_interrupted(path: Path) -> str | None:
 
 def _complete_lines(path: Path) -> Iterator[str]:
     """Lines of a JSONL file, ignoring a last line cut short by an interruption."""
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # split at \n only: str.splitlines() would also cut at U+2028 inside a text value
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line:
+            continue
         try:
             json.loads(line)
         except json.JSONDecodeError:

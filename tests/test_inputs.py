@@ -136,9 +136,9 @@ def test_directory_tree_reads_every_format(tree):
     assert [(a.doc_id, a.text) for a in articles] == [
         ("a", ENGLISH),
         ("b", SIMPLIFIED),
-        ("d:1", SIMPLIFIED),
-        ("e:1", ENGLISH),
-        ("c", TRADITIONAL),
+        ("m__d:1", SIMPLIFIED),
+        ("m__e:1", ENGLISH),
+        ("z__deep__c", TRADITIONAL),
     ]
 
 
@@ -496,7 +496,7 @@ def test_duplicate_stems_get_unique_doc_ids(tmp_path):
     assert [a.doc_id for a in articles] == [
         "cn__2024__report",
         "cn__notes:1",
-        "other",
+        "cn__other",
         "us__notes:1",
         "us__report",
     ]
