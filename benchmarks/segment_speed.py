@@ -35,7 +35,7 @@ def text_of_size(megabytes: float, kind: str) -> str:
     """Seed text repeated until its UTF-8 encoding reaches ``megabytes``."""
     seeds = "\n\n".join(read_article(path).text for path in seed_paths())
     if kind == "one_paragraph":
-        seeds = " ".join(seeds.split("\n"))
+        seeds = " ".join(seeds.replace("\t", " ").split("\n"))
     unit = len(seeds.encode("utf-8"))
     return (seeds + "\n\n") * max(1, round(megabytes * MB / unit))
 
