@@ -167,3 +167,28 @@ def test_second_pass_is_independent_sized_and_spread(gold):
     assert all(r["annotator"] == "second-pass" for r in second)
     gold_ids = {r["id"] for r in gold}
     assert all(r["id"] in gold_ids for r in second)
+
+
+def test_validate_line_numbers_survive_unicode_line_separators(tmp_path):
+    """str.splitlines() also splits at U+2028 inside a JSON string; JSON Lines does not."""
+    good = {"id": "d:0", "doc_id": "d", "text": "第一句\u2028第二句\u2029。", "claim_types": [],
+            "stance": "unrelated", "voice": "author"}  # fmt: skip
+    path = tmp_path / "g.jsonl"
+    path.write_text(json.dumps(good, ensure_ascii=False) + "\n{bad\n", encoding="utf-8")
+    records, problems = validate_file(path)
+    assert records == [good]
+    assert [str(p) for p in problems] == [f"{path}:2: bad JSON: Expecting property name enclosed in double quotes"]
+
+
+def test_validate_reports_deep_nesting_and_lone_surrogates_with_their_lines(tmp_path):
+    record = {"id": "d:0", "doc_id": "d", "text": "x", "claim_types": [],
+              "stance": "unrelated", "voice": "author"}  # fmt: skip
+    surrogate = json.dumps(record).replace('"x"', '"x\\udc00"').replace("d:0", "d:1")
+    path = tmp_path / "g.jsonl"
+    path.write_text(json.dumps(record) + "\n" + "[" * 100_000 + "\n" + surrogate + "\n", "utf-8")
+    records, problems = validate_file(path)
+    assert len(records) == 1
+    assert [(p.line, p.message) for p in problems] == [
+        (2, "bad JSON: nested too deeply"),
+        (3, "'text' holds a lone surrogate (an invalid \\ud800-\\udfff escape)"),
+    ]
