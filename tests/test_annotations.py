@@ -192,3 +192,23 @@ def test_validate_reports_deep_nesting_and_lone_surrogates_with_their_lines(tmp_
         (2, "bad JSON: nested too deeply"),
         (3, "'text' holds a lone surrogate (an invalid \\ud800-\\udfff escape)"),
     ]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from .test_inputs import JSONL_LINES  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(JSONL_LINES, max_size=8), raw=st.binary(max_size=200))
+def test_validate_never_crashes_and_places_every_problem(tmp_path, lines, raw):
+    for data in ("\n".join(lines).encode("utf-8"), raw):
+        path = tmp_path / "fuzz.jsonl"
+        path.write_bytes(data)
+        records, problems = validate_file(path)
+        for problem in problems:
+            assert problem.path == str(path) and problem.message
+            assert 0 <= problem.line <= data.count(b"\n") + 1
+        for record in records:
+            json.dumps(record, ensure_ascii=False).encode("utf-8")

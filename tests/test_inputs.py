@@ -671,3 +671,54 @@ def test_jsonl_output_with_line_separators_reads_back_whole(tmp_path):
     records = [{"doc_id": "a", "text": "one\u2028two\u2029three\x85four", "n": i} for i in range(3)]
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
     assert read_output(out).to_dict("records") == records
+
+
+# --- property: any bytes, any text, any JSON Lines: no crash, every problem placed -----
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+JSONL_LINES = st.one_of(
+    JSON_VALUES.map(json.dumps),
+    st.fixed_dictionaries({"text": st.text(max_size=60)}).map(lambda r: json.dumps(r, ensure_ascii=False)),
+    st.sampled_from(['{"text": "\\ud800"}', '{"text": "a\u2028b"}', "[" * 5000, '{"text": 1}', "{", ""]),
+    st.text(max_size=40),
+)
+SUFFIXES = [".txt", ".md", ".html", ".jsonl", ".csv", ".bin"]
+
+
+def check_read(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    lines = data.count(b"\n") + 1
+    for item in iter_articles([str(path)], max_bytes=100_000):
+        if isinstance(item, InputProblem):
+            assert item.source == str(path) and item.message
+            assert item.line is None or 1 <= item.line <= lines
+            assert str(item).startswith(str(path))
+        else:
+            assert isinstance(item, Article) and item.text.strip() and item.source == str(path)
+            item.text.encode("utf-8")  # writable to the output: no lone surrogates
+            item.doc_id.encode("utf-8")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=600), suffix=st.sampled_from(SUFFIXES))
+def test_any_bytes_in_any_format_never_crash_the_reader(tmp_path, data, suffix):
+    check_read(tmp_path / f"fuzz{suffix}", data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=300), suffix=st.sampled_from(SUFFIXES), encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]))
+def test_any_text_in_any_format_never_crashes_the_reader(tmp_path, text, suffix, encoding):
+    check_read(tmp_path / f"fuzz{suffix}", text.encode(encoding))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(JSONL_LINES, max_size=8))
+def test_any_json_lines_never_crash_the_reader(tmp_path, lines):
+    check_read(tmp_path / "fuzz.jsonl", "\n".join(lines).encode("utf-8"))
