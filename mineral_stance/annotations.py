@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
 from mineral_stance.config import CLAIM_TYPES, STANCES, VOICES
+from mineral_stance.corpus import InputError
 
 if TYPE_CHECKING:
     from mineral_stance.labels import Targets
@@ -122,7 +123,7 @@ def load_records(path: str | Path) -> list[dict]:
     if problems:
         listed = "\n".join(str(problem) for problem in problems[:20])
         more = f"\n… and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise ValueError(f"{path} is not a valid annotation file:\n{listed}{more}")
+        raise InputError(f"{path} is not a valid annotation file:\n{listed}{more}")
     return records
 
 

@@ -508,6 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mineral_stance.corpus import InputError
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
@@ -516,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except InputError as error:  # an input file that cannot be read or is not valid
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except ValueError as error:  # usage errors, bad models and bad files named by the user
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -189,3 +189,10 @@ def test_train_with_a_missing_config_is_one_line(tmp_path, capsys):
     missing = tmp_path / "none.toml"
     status, _, err = run(["train", "--config", missing], capsys)
     assert status == 1 and err == f"error: {missing}: No such file or directory\n"
+
+
+def test_evaluate_with_a_missing_or_invalid_gold_file_exits_1(tmp_path, capsys, no_model):
+    missing = tmp_path / "missing.jsonl"
+    status, _, err = run(["evaluate", missing], capsys)
+    assert status == 1 and error_lines(err) == [f"error: {missing} is not a valid annotation file:"]
+    assert f"{missing}:0: cannot read file" in err and "Traceback" not in err
