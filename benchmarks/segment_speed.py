@@ -4,10 +4,11 @@ Two kinds of text per size, both built from the five seed articles:
 
 - ``articles``: the seed articles one after another, repeated to the size
   (what a big JSONL or a long report looks like);
-- ``one_paragraph``: the same text with every line break replaced by a space,
-  so the whole input is one paragraph full of spaces (PDF text whose lines all
-  run on). This is where ``_squeeze_spaces`` used to rescan the rest of the
-  paragraph at every space: 2 MB took 506 s.
+- ``spaced_paragraphs``: the seeds' body sentences with a space between every
+  two characters (the PDF artefact the cleaner removes), run together into
+  paragraphs of 1 MB each, one line per paragraph. This is where
+  ``_squeeze_spaces`` used to copy the rest of the paragraph at every space
+  (quadratic: a 2 MB file took 506 s; see ``--paragraph-mb`` to try smaller ones).
 
 Linear time means seconds per MB stays flat from 1 to 50 MB.
 
@@ -31,26 +32,35 @@ RESULTS = Path(__file__).resolve().parent / "results" / "segment_speed.json"
 MB = 1_000_000
 
 
-def text_of_size(megabytes: float, kind: str) -> str:
+def text_of_size(megabytes: float, kind: str, paragraph_mb: float = 1.0) -> str:
     """Seed text repeated until its UTF-8 encoding reaches ``megabytes``."""
-    seeds = "\n\n".join(read_article(path).text for path in seed_paths())
-    if kind == "one_paragraph":
-        seeds = " ".join(seeds.replace("\t", " ").split("\n"))
-    unit = len(seeds.encode("utf-8"))
-    return (seeds + "\n\n") * max(1, round(megabytes * MB / unit))
+    if kind == "articles":
+        unit = "\n\n".join(read_article(path).text for path in seed_paths()) + "\n\n"
+        return unit * max(1, round(megabytes * MB / len(unit.encode("utf-8"))))
+    sentences = [
+        " ".join(unit.text)
+        for path in seed_paths()
+        for unit in segment_text(read_article(path).text, "seed")
+        if unit.kind == "body"
+    ]
+    cycle = " ".join(sentences)
+    per_paragraph = min(megabytes, paragraph_mb) * MB
+    paragraph = cycle * max(1, round(per_paragraph / len(cycle.encode("utf-8"))))
+    return (paragraph + "\n") * max(1, round(megabytes * MB / len(paragraph.encode("utf-8"))))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--kinds", nargs="+", default=["articles", "one_paragraph"])
+    parser.add_argument("--kinds", nargs="+", default=["articles", "spaced_paragraphs"])
+    parser.add_argument("--paragraph-mb", type=float, default=1.0)
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
 
     runs = []
     for kind in args.kinds:
         for size in args.sizes:
-            text = text_of_size(size, kind)
+            text = text_of_size(size, kind, args.paragraph_mb)
             megabytes = len(text.encode("utf-8")) / MB
             started = time.perf_counter()
             units = segment_text(text, "bench")
@@ -69,7 +79,8 @@ def main() -> None:
             del text, units
     result = {
         "command": "python benchmarks/segment_speed.py "
-        + " ".join(["--sizes", *map(str, args.sizes), "--kinds", *args.kinds]),
+        + " ".join(["--sizes", *map(str, args.sizes), "--kinds", *args.kinds])
+        + f" --paragraph-mb {args.paragraph_mb}",
         "machine": {"python": platform.python_version(), "processor": platform.machine()},
         "runs": runs,
     }

@@ -320,8 +320,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 yield item
 
     done_before: set[str] = set()
-    running = False  # after the output is locked and the model loaded
-    progress = tqdm(desc="classifying", unit=" articles", file=sys.stderr, disable=args.quiet)
+    progress = None  # set once the output is locked and the model loaded
     try:
         with output if output is not None else nullcontext():  # locks -o before the model loads
             if output is not None:
@@ -331,7 +330,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
             classifier = load_classifier(args.model, threads=args.threads)
             classifier.batch_size = args.batch_size
             stdout = RecordWriter(None) if output is None else None
-            running = True
+            progress = tqdm(
+                desc="classifying", unit=" articles", file=sys.stderr, disable=args.quiet
+            )
             for chunk in chunks_of_articles(articles()):
                 groups = classifier.classify_unit_groups([units for _, units in chunk])
                 for (article, _), records in zip(chunk, groups, strict=True):
@@ -348,16 +349,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
             if output is not None and not output.commit() and mode == "overwrite":
                 print(f"nothing was classified; {out} left unchanged", file=sys.stderr)
     except KeyboardInterrupt:
+        if progress is None:
+            raise  # nothing done yet: main() says so
         progress.close()
-        if not running:
-            raise
         print(counts.final_line(), file=sys.stderr)
         print(f"error: interrupted; {_what_is_kept(output)}", file=sys.stderr)
         return 130
     except OSError as error:  # a full disk or an output that cannot be written
-        progress.close()
-        if not running or isinstance(error, BrokenPipeError):
+        if progress is None or isinstance(error, BrokenPipeError):
             raise  # nothing done yet (or stdout closed): main() handles it
+        progress.close()
         print(counts.final_line(), file=sys.stderr)
         where = error.filename or (output.target if output is not None else "<stdout>")
         print(
