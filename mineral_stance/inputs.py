@@ -95,21 +95,21 @@ def _discover(
 ) -> list[_Found]:
     excluded = {_real(path) for path in exclude}
     found: list[_Found] = []
+    roots: dict[Path, Path | None] = {}  # each file and the folder argument it was found in
     seen: set[str] = set()
     for raw in paths:
         for item, root in _expand(str(raw), recursive):
-            if isinstance(item, InputProblem) or item == STDIN:
-                found.append(_Found(item, "stdin"))
-                continue
-            real = _real(item)
-            if real in excluded or real in seen:
-                continue
-            seen.add(real)
-            found.append(_Found(item, _file_key(item, root)))
-    keys = Counter(f.key for f in found if isinstance(f.source, Path))
-    for f in found:  # a.txt beside a.md: both keep their extension
-        if isinstance(f.source, Path) and keys[f.key] > 1:
-            f.key += f.source.suffix
+            if isinstance(item, Path):
+                real = _real(item)
+                if real in excluded or real in seen:
+                    continue
+                seen.add(real)
+                roots[item] = root
+            found.append(_Found(item, "stdin"))
+    keys = file_keys(list(roots), roots)
+    for f in found:
+        if isinstance(f.source, Path):
+            f.key = keys[f.source]
     return found
 
 
@@ -202,7 +202,7 @@ def _walk(root: Path, recursive: bool) -> list[tuple[Source | InputProblem, Path
 # --- Document identifiers --------------------------------------------------------
 
 
-def file_keys(files: list[Path], roots: dict[Path, Path] | None = None) -> dict[Path, str]:
+def file_keys(files: list[Path], roots: dict[Path, Path | None] | None = None) -> dict[Path, str]:
     """A short name per file that does not depend on which other files are in the run.
 
     A file named on the command line is its stem; a file found in a folder
