@@ -26,6 +26,7 @@ from mineral_stance.model import MultiTaskModel, from_pretrained, save_pretraine
 from mineral_stance.results import ArticleResult, Predictions
 from mineral_stance.segment import Unit, segment_text
 from mineral_stance.train import fit, predict_probabilities
+from mineral_stance.truncation import fit_to_model
 
 
 @dataclass
@@ -37,6 +38,8 @@ class SentenceResult:
     stance: str
     voice: str
     probabilities: dict[str, float]
+    # longer than the model's max_length: labelled from its first max_length tokens only
+    truncated: bool = False
 
     def to_record(self) -> dict:
         return {
@@ -44,6 +47,7 @@ class SentenceResult:
             "claim_types": self.claim_types,
             "stance": self.stance,
             "voice": self.voice,
+            "truncated": self.truncated,
             **{f"p_{name}": round(value, 4) for name, value in self.probabilities.items()},
         }
 
@@ -79,19 +83,23 @@ class StanceClassifier:
             return Probabilities(
                 np.zeros((0, len(CLAIM_TYPES))), np.zeros((0, len(STANCES))), np.zeros((0, 2))
             )
-        return predict_probabilities(model, self.tokenizer, list(texts), self.batch_size)
+        # a sentence over max_length is cut once, so the encoder and the cues read the same text
+        fitted, _ = fit_to_model(model.config, self.tokenizer, list(texts))
+        return predict_probabilities(model, self.tokenizer, fitted, self.batch_size)
 
     def predict(self, texts: list[str]) -> Predictions:
         """One result per sentence: labels plus the probability of every label."""
         if isinstance(texts, str):
             raise TypeError("predict() takes a list of sentences; wrap a single one in [ ]")
-        probabilities = self.predict_proba(texts)
+        fitted, truncated = fit_to_model(self._require_model().config, self.tokenizer, list(texts))
+        probabilities = self.predict_proba(fitted)
         decisions = label_dicts(probabilities.decide(self.claim_thresholds))
         return Predictions(
             [
                 SentenceResult(
                     text=text,
                     probabilities=_probability_dict(probabilities, i),
+                    truncated=truncated[i],
                     **decision,
                 )
                 for i, (text, decision) in enumerate(zip(texts, decisions, strict=True))
@@ -118,8 +126,9 @@ class StanceClassifier:
                 record = unit.to_record()
                 if unit.kind in LABELLED_KINDS:
                     record.update(next(results).to_record())
-                else:
+                else:  # the same columns as a labelled unit, probabilities empty
                     record.update({"claim_types": [], "stance": "unrelated", "voice": "author"})
+                    record.update({"truncated": False, **dict.fromkeys(PROBABILITY_COLUMNS)})
                 records.append(record)
             out.append(records)
         return out
@@ -145,6 +154,13 @@ class StanceClassifier:
         return self.model
 
 
+PROBABILITY_COLUMNS = (
+    [f"p_claim_{name}" for name in CLAIM_TYPES]
+    + [f"p_stance_{name}" for name in STANCES]
+    + [f"p_voice_{name}" for name in VOICES]
+)
+
+
 def _probability_dict(probabilities: Probabilities, row: int) -> dict[str, float]:
     values = {f"claim_{name}": probabilities.claims[row, i] for i, name in enumerate(CLAIM_TYPES)}
     values.update(
@@ -156,6 +172,8 @@ def _probability_dict(probabilities: Probabilities, row: int) -> dict[str, float
 
 def load_classifier(directory: str | Path | None = None, threads: int | None = None):
     """The shipped model (or one saved at ``directory``), loaded offline."""
-    if threads:
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a whole number of at least 1, got {threads!r}")
         torch.set_num_threads(threads)
     return StanceClassifier.from_pretrained(directory or SHIPPED_MODEL_DIR)
