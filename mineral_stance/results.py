@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from mineral_stance.config import CLAIM_TYPES, LABELLED_KINDS, STANCES
+from mineral_stance.config import CLAIM_TYPES, LABELLED_KINDS, STANCES, VOICES
 
 STANCE_COLOURS = {
     "support": "#d4f4dd",
@@ -117,20 +117,45 @@ class ArticleResult:
         )
 
 
+def prediction_columns() -> list[str]:
+    """Columns of ``Predictions.to_pandas()``: the text, the labels, then every probability."""
+    return (
+        ["text", "claim_types", "stance", "voice"]
+        + [f"p_claim_{name}" for name in CLAIM_TYPES]
+        + [f"p_stance_{name}" for name in STANCES]
+        + [f"p_voice_{name}" for name in VOICES]
+    )
+
+
 @dataclass
 class Predictions:
-    """Results for a list of sentences, convertible to a table."""
+    """Results for a list of sentences, convertible to a table; a slice is Predictions too."""
 
     results: list
 
     def __len__(self) -> int:
         return len(self.results)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Predictions(self.results[index])
         return self.results[index]
 
     def __iter__(self):
         return iter(self.results)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{r.stance}/{r.voice}" for r in self.results[:3])
+        more = ", …" if len(self.results) > 3 else ""
+        return f"Predictions({len(self.results)} sentences: {shown}{more})"
+
+    def to_records(self) -> list[dict]:
+        """One plain dict per sentence (the JSON Lines records of ``classify``)."""
+        return [result.to_record() for result in self.results]
+
     def to_pandas(self) -> pd.DataFrame:
-        return pd.DataFrame([result.to_record() for result in self.results])
+        """One row per sentence; the full set of columns even when there are no rows."""
+        return pd.DataFrame(self.to_records(), columns=prediction_columns())
+
+    def _repr_html_(self) -> str:
+        return self.to_pandas()._repr_html_()
