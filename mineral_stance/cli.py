@@ -343,6 +343,108 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if counts.failed else 0
 
 
+def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Usage error (before any model loads) when an output exists and --overwrite is not given."""
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise ValueError(f"{', '.join(existing)} exists; use --overwrite to replace it")
+
+
+def _labelled_by_model(records: list[dict], model: str | None, threads: int | None) -> None:
+    """Put the model's labels and probabilities on sentence records (in place)."""
+    from mineral_stance.predict import load_classifier
+
+    classifier = load_classifier(model, threads=threads)
+    results = classifier.predict([r["text"] for r in records], show_progress_bar=True)
+    for record, result in zip(records, results, strict=True):
+        record.update(result.to_record())
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Sentences as annotation tasks, pre-annotated by the model, plus the tool's configuration."""
+    from mineral_stance.annotation_tools import export_paths, read_sentences, write_export
+
+    out = Path(args.output)
+    expected = ".json" if args.format == "label-studio" else ".jsonl"
+    if out.suffix.lower() != expected:
+        raise ValueError(f"{args.format} tasks are written as {expected}, not {out.name}")
+    _refuse_existing(list(export_paths(out, args.format).values()), args.overwrite)
+    records, problems = read_sentences(args.files)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not records:
+        print("error: no sentences to export", file=sys.stderr)
+        return 1
+    if not args.no_model:
+        _labelled_by_model(records, args.model, args.threads)
+    paths = write_export(records, out, args.format)
+    print(
+        f"wrote {len(records)} tasks to {out}; project configuration: "
+        + ", ".join(str(p) for key, p in paths.items() if key != "tasks"),
+        file=sys.stderr,
+    )
+    return 1 if problems else 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """A finished Label Studio or doccano export as schema records (validated)."""
+    from mineral_stance.annotation_tools import ImportProblems, import_export, write_records
+
+    out = Path(args.output)
+    if out.exists() and not (args.append or args.overwrite):
+        raise ValueError(
+            f"{out} exists; use --append to add the new sentences or --overwrite to replace it"
+        )
+    try:
+        imported = import_export(args.export, args.format, annotator=args.annotator)
+    except ImportProblems as error:
+        print(f"error: {error}", file=sys.stderr)
+        print(f"nothing written to {out}", file=sys.stderr)
+        return 1
+    written, skipped = write_records(imported.records, out, append=args.append)
+    print(
+        f"wrote {written} records to {out}"
+        + (f"; {skipped} already there, left as they were" if skipped else "")
+        + (
+            f"; {imported.unannotated} tasks had no finished annotation"
+            if imported.unannotated
+            else ""
+        ),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    """The sentences of ARTICLES most worth annotating next (uncertain and diverse)."""
+    from mineral_stance.annotation_tools import read_sentences, write_records
+    from mineral_stance.annotations import load_records
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".jsonl":
+        raise ValueError(f"suggestions are written as .jsonl, not {out.name}")
+    _refuse_existing([out], args.overwrite)
+    if args.n < 1:
+        raise ValueError("-n must be at least 1")
+    gold = load_records(args.gold) if args.gold else []
+    candidates, problems = read_sentences(args.paths)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+
+    from mineral_stance.predict import load_classifier
+    from mineral_stance.suggest import suggest
+
+    classifier = load_classifier(args.model, threads=args.threads)
+    chosen = suggest(classifier, candidates, gold, args.n, strategy=args.strategy)
+    write_records(chosen, out)
+    print(
+        f"wrote {len(chosen)} of {len(candidates)} candidate sentences to {out} "
+        f"(ready for: mineral-stance export --format label-studio {out} -o tasks.json)",
+        file=sys.stderr,
+    )
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mineral-stance",
@@ -419,6 +521,66 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("-o", "--output", default=str(REPORTS_DIR))
     compare.add_argument("--only", nargs="*", help="run only systems whose name contains these")
     compare.set_defaults(run=cmd_compare)
+
+    export = commands.add_parser(
+        "export",
+        help="sentences as Label Studio or doccano tasks, pre-annotated by the model",
+        description="FILE: articles (any format classify reads; their body and heading "
+        "sentences become tasks) or JSON Lines of sentence records with id, doc_id and text "
+        "(suggest output, a gold file). Writes the tasks and the tool's project configuration "
+        "(Label Studio: OUT.label-config.xml; doccano: OUT.labels.json).",
+    )
+    export.add_argument("files", nargs="+", metavar="FILE")
+    export.add_argument("--format", required=True, choices=["label-studio", "doccano"])
+    export.add_argument(
+        "-o", "--output", required=True, help="tasks file: .json (Label Studio), .jsonl (doccano)"
+    )
+    export.add_argument("--model", help="model directory (default: the shipped model)")
+    export.add_argument(
+        "--no-model",
+        action="store_true",
+        help="no model pre-annotation; records' own labels (if any) are the pre-annotation",
+    )
+    export.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    export.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    export.set_defaults(run=cmd_export)
+
+    importer = commands.add_parser(
+        "import",
+        help="a finished Label Studio or doccano export as validated schema records",
+        description="Exit status: 0 when every annotated task became a record; 1 when any "
+        "task has an unknown or missing label (each listed with its task id; nothing written); "
+        "2 on a usage error.",
+    )
+    importer.add_argument("export", metavar="EXPORT", help="Label Studio JSON or doccano JSONL")
+    importer.add_argument("--format", required=True, choices=["label-studio", "doccano"])
+    importer.add_argument("-o", "--output", required=True, help="schema records (.jsonl)")
+    importer.add_argument(
+        "--annotator", help="annotator name for doccano (default: the export file's name)"
+    )
+    importer.add_argument(
+        "--append", action="store_true", help="add to -o, skipping sentence ids already there"
+    )
+    importer.add_argument("--overwrite", action="store_true", help="replace -o")
+    importer.set_defaults(run=cmd_import)
+
+    suggest = commands.add_parser(
+        "suggest",
+        help="the sentences most worth annotating next (model uncertainty and diversity)",
+    )
+    suggest.add_argument("paths", nargs="+", metavar="ARTICLES", help="files, folders, globs")
+    suggest.add_argument("-n", type=int, default=200, help="how many sentences (default 200)")
+    suggest.add_argument("-o", "--output", required=True, help="suggested sentences (.jsonl)")
+    suggest.add_argument(
+        "--gold",
+        default=str(GOLD_PATH) if GOLD_PATH.exists() else None,
+        help="labelled sentences to stay away from (default: annotations/gold.jsonl)",
+    )
+    suggest.add_argument("--strategy", choices=["margin", "entropy"], default="margin")
+    suggest.add_argument("--model", help="model directory (default: the shipped model)")
+    suggest.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    suggest.add_argument("--overwrite", action="store_true", help="replace an existing -o")
+    suggest.set_defaults(run=cmd_suggest)
     return parser
 
 
