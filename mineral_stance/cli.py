@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
+from mineral_stance import __version__
 from mineral_stance.config import (
     COMPARED_CONFIGS,
     FIRST_PASS_PATH,
@@ -21,19 +23,25 @@ from mineral_stance.config import (
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    """Write sentence units of each FILE as JSON Lines (stdout or -o)."""
-    from mineral_stance.corpus import InputError, seed_paths, segment_file, write_units
+    """Write sentence units of each article as JSON Lines (stdout or -o).
 
-    paths = [Path(p) for p in args.files] or seed_paths()
+    Articles are read as ``classify`` reads them: files, folders, globs or ``-``;
+    text, Markdown, HTML (visible text), JSON Lines and CSV.
+    """
+    from mineral_stance.corpus import seed_paths, write_units
+    from mineral_stance.inputs import InputProblem, iter_articles
+    from mineral_stance.segment import segment_text
+
+    paths = args.files or [str(p) for p in seed_paths()]
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     failed = 0
     try:
-        for path in paths:
-            try:
-                write_units(segment_file(path), out)
-            except (InputError, OSError) as error:
-                print(f"error: {error}", file=sys.stderr)
+        for item in iter_articles(paths):
+            if isinstance(item, InputProblem):
+                print(f"error: {item}", file=sys.stderr)
                 failed += 1
+                continue
+            write_units(segment_text(item.text, item.doc_id), out)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -98,6 +106,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mineral_stance.train import tune_thresholds
 
     config = TrainConfig.from_toml(args.config)
+    out = Path(args.output or Path("models") / Path(args.config).stem)
+    if out.resolve() == SHIPPED_MODEL_DIR.resolve() and not args.overwrite:
+        raise ValueError(
+            f"{out} is the shipped model; pass --overwrite to replace it (git can restore it)"
+        )
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise ValueError(f"{out} exists; choose another -o or pass --overwrite")
     records = load_records(args.gold)
     texts, targets, doc_ids = labelled_dataset(records)
     oof, decisions, _ = leave_one_document_out(
@@ -113,7 +128,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     print("training on all sentences", flush=True)
     classifier = StanceClassifier(config).fit(texts, targets, progress=True)
     classifier.claim_thresholds = thresholds
-    out = Path(args.output)
     classifier.save_pretrained(out)
     write_model_card(
         out,
@@ -149,27 +163,63 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_overlap(model_dir: Path, records: list[dict]) -> int | None:
+    """How many of ``records`` the model was trained on (None when its card names no data).
+
+    The model card records the sha256 of the gold file it was trained on; when
+    the project's gold file is that file, its sentences are the training data.
+    """
+    import re
+
+    from mineral_stance.annotations import file_sha256, load_records
+
+    card = model_dir / "README.md"
+    if not card.exists():
+        return None
+    match = re.search(r"sha256 `([0-9a-f]{64})`", card.read_text(encoding="utf-8"))
+    if not match or not GOLD_PATH.exists() or file_sha256(GOLD_PATH) != match.group(1):
+        return None
+    trained_on = {record["text"] for record in load_records(GOLD_PATH)}
+    return sum(record["text"] in trained_on for record in records)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a model on any schema file, taking each record's text as one sentence."""
     import json
 
     from mineral_stance.annotations import load_records
+
+    html_path = Path(args.html) if args.html else None
+    if html_path is not None and html_path.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--html writes an HTML file (.html), not {html_path.name}")
+    model_dir = Path(args.model) if args.model else SHIPPED_MODEL_DIR
+    records = load_records(args.gold)
+    overlap = training_overlap(model_dir, records)
+    if overlap:
+        print(
+            f"warning: {overlap} of {len(records)} sentences in {args.gold} are in the data "
+            f"{model_dir} was trained on; these scores are not held-out (the model card's "
+            "leave-one-document-out scores are)",
+            file=sys.stderr,
+        )
+
     from mineral_stance.evaluate import score
     from mineral_stance.labels import targets_from_records
     from mineral_stance.predict import load_classifier
-    from mineral_stance.report import html_report
 
-    records = load_records(args.gold)
     classifier = load_classifier(args.model)
     probabilities = classifier.predict_proba([r["text"] for r in records])
     metrics = score(
         targets_from_records(records), probabilities.decide(classifier.claim_thresholds)
     )
-    html_path = Path(args.html) if args.html else Path(args.gold).with_suffix(".report.html")
-    html_path.write_text(
-        html_report(metrics, source=str(args.gold), model=str(args.model or SHIPPED_MODEL_DIR)),
-        encoding="utf-8",
-    )
+    if overlap:
+        metrics["training_overlap"] = overlap
+    if html_path is not None:
+        from mineral_stance.report import html_report
+
+        html_path.write_text(
+            html_report(metrics, source=str(args.gold), model=str(model_dir)), encoding="utf-8"
+        )
     if args.json:
         print(json.dumps(metrics, ensure_ascii=False))
     else:
@@ -185,6 +235,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{task} macro-F1 {metrics[task]['macro_f1']:.3f}, "
                 f"accuracy {metrics[task]['accuracy']:.3f}"
             )
+    if html_path is not None:
         print(f"HTML report: {html_path}", file=sys.stderr)
     return 0
 
@@ -277,10 +328,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
         write_summaries,
     )
     from mineral_stance.inputs import InputProblem, iter_articles
-    from mineral_stance.predict import load_classifier
+    from mineral_stance.segment import segment_text
 
     out = Path(args.output) if args.output else None
     suffix = output_format(out)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
     if out is None and args.resume:
         raise ValueError("--resume needs an output file (-o)")
     if out is not None and out.exists() and not (args.resume or args.overwrite):
@@ -296,6 +349,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if cut is not None:
             print(f"{out}: article {cut!r} was cut off and will be redone", file=sys.stderr)
         done_before = finished_doc_ids(out)
+
+    from mineral_stance.predict import load_classifier  # torch loads here, after the checks
 
     classifier = load_classifier(args.model, threads=args.threads)
     classifier.batch_size = args.batch_size
@@ -317,9 +372,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 yield item
 
     writer = RecordWriter(append_target(out) if out else None)
-    progress = tqdm(desc="classifying", unit=" articles", file=sys.stderr, disable=args.quiet)
+    # every input is read first, so the bar can count sentences against a total
+    pending = list(articles())
+    total = sum(len(segment_text(article.text, article.doc_id)) for article in pending)
+    progress = tqdm(
+        desc="classifying", total=total, unit=" sentences", file=sys.stderr, disable=args.quiet
+    )
     try:
-        for chunk in chunks_of_articles(articles()):
+        for chunk in chunks_of_articles(pending):
             groups = classifier.classify_unit_groups([units for _, units in chunk])
             for (article, _), records in zip(chunk, groups, strict=True):
                 for record in records:
@@ -328,7 +388,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                     writer.write_article(records)
                 counts.done += 1
                 counts.sentences += len(records)
-                progress.update(1)
+                progress.update(len(records))
     finally:
         progress.close()
         writer.close()
@@ -451,10 +511,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Label claims, stance toward the US-led minerals alliance, and voice, "
         "sentence by sentence, in Chinese and English commentary.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     segment = commands.add_parser("segment", help="clean and split articles into sentence units")
-    segment.add_argument("files", nargs="*", help="article files (default: the seed articles)")
+    segment.add_argument(
+        "files",
+        nargs="*",
+        help="files, folders, globs or - (any format classify reads; default: the seeds)",
+    )
     segment.add_argument("-o", "--output", help="write JSON Lines here instead of stdout")
     segment.set_defaults(run=cmd_segment)
 
@@ -501,9 +566,23 @@ def build_parser() -> argparse.ArgumentParser:
     classify.set_defaults(run=cmd_classify)
 
     train = commands.add_parser("train", help="fine-tune the model from a config in training/")
-    train.add_argument("--config", default=SHIPPED_CONFIG)
-    train.add_argument("--gold", default=str(GOLD_PATH))
-    train.add_argument("-o", "--output", default=str(SHIPPED_MODEL_DIR))
+    train.add_argument(
+        "--config",
+        default=SHIPPED_CONFIG,
+        help=f"training settings (TOML; default {SHIPPED_CONFIG}, the shipped model's recipe)",
+    )
+    train.add_argument(
+        "--gold", default=str(GOLD_PATH), help="labelled sentences (default: %(default)s)"
+    )
+    train.add_argument(
+        "-o",
+        "--output",
+        help="model directory to write (default: models/<config name>; never the shipped "
+        "model unless --overwrite)",
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace an existing model directory"
+    )
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="score a model on an annotation file")
@@ -516,9 +595,22 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare", help="leave-one-document-out comparison of baselines and fine-tuned models"
     )
-    compare.add_argument("configs", nargs="*", default=list(COMPARED_CONFIGS))
-    compare.add_argument("--gold", default=str(GOLD_PATH))
-    compare.add_argument("-o", "--output", default=str(REPORTS_DIR))
+    compare.add_argument(
+        "configs",
+        nargs="*",
+        default=list(COMPARED_CONFIGS),
+        metavar="CONFIG",
+        help="training configs to compare beside the baselines (default: those in training/)",
+    )
+    compare.add_argument(
+        "--gold", default=str(GOLD_PATH), help="labelled sentences (default: %(default)s)"
+    )
+    compare.add_argument(
+        "-o",
+        "--output",
+        default=str(REPORTS_DIR),
+        help="folder for comparison.md/.json/.png and confusion plots (default: %(default)s)",
+    )
     compare.add_argument("--only", nargs="*", help="run only systems whose name contains these")
     compare.set_defaults(run=cmd_compare)
 
@@ -530,8 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(suggest output, a gold file). Writes the tasks and the tool's project configuration "
         "(Label Studio: OUT.label-config.xml; doccano: OUT.labels.json).",
     )
-    export.add_argument("files", nargs="+", metavar="FILE")
-    export.add_argument("--format", required=True, choices=["label-studio", "doccano"])
+    export.add_argument(
+        "files", nargs="+", metavar="FILE", help="articles or JSON Lines of sentence records"
+    )
+    export.add_argument(
+        "--format", required=True, choices=["label-studio", "doccano"], help="the tool"
+    )
     export.add_argument(
         "-o", "--output", required=True, help="tasks file: .json (Label Studio), .jsonl (doccano)"
     )
@@ -553,7 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
         "2 on a usage error.",
     )
     importer.add_argument("export", metavar="EXPORT", help="Label Studio JSON or doccano JSONL")
-    importer.add_argument("--format", required=True, choices=["label-studio", "doccano"])
+    importer.add_argument(
+        "--format", required=True, choices=["label-studio", "doccano"], help="the tool"
+    )
     importer.add_argument("-o", "--output", required=True, help="schema records (.jsonl)")
     importer.add_argument(
         "--annotator", help="annotator name for doccano (default: the export file's name)"
@@ -576,7 +674,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(GOLD_PATH) if GOLD_PATH.exists() else None,
         help="labelled sentences to stay away from (default: annotations/gold.jsonl)",
     )
-    suggest.add_argument("--strategy", choices=["margin", "entropy"], default="margin")
+    suggest.add_argument(
+        "--strategy",
+        choices=["margin", "entropy"],
+        default="margin",
+        help="how model uncertainty is measured per task (default: margin)",
+    )
     suggest.add_argument("--model", help="model directory (default: the shipped model)")
     suggest.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     suggest.add_argument("--overwrite", action="store_true", help="replace an existing -o")
@@ -592,6 +695,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:
+        # the reader went away (| head): say nothing, and keep Python's exit flush quiet too
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
 
 

@@ -33,7 +33,7 @@ DUPLICATE_SIMILARITY = 0.95
 
 @torch.inference_mode()
 def embed_and_predict(classifier, texts: list[str], batch_size: int = 32):
-    """Unit-length sentence vectors (n, d) and the model's probabilities, in one encoder pass."""
+    """Sentence vectors (n, d) the heads read and the model's probabilities, in one encoder pass."""
     from mineral_stance.model import convert_script, sentence_vector
     from mineral_stance.train import tokenize
 
@@ -61,7 +61,7 @@ def embed_and_predict(classifier, texts: list[str], batch_size: int = 32):
         claims[batch] = torch.sigmoid(logits["claims"]).numpy()
         stance[batch] = torch.softmax(logits["stance"], -1).numpy()
         voice[batch] = torch.softmax(logits["voice"], -1).numpy()
-    return normalise(vectors), Probabilities(claims, stance, voice)
+    return vectors, Probabilities(claims, stance, voice)
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -167,9 +167,11 @@ def suggest(
     if not pool:
         return []
     vectors, probabilities = embed_and_predict(classifier, [r["text"] for r in pool], batch_size)
+    vectors = normalise(vectors)
     gold_vectors = None
     if gold:
         gold_vectors, _ = embed_and_predict(classifier, [r["text"] for r in gold], batch_size)
+        gold_vectors = normalise(gold_vectors)
     scores = uncertainty(probabilities, classifier.claim_thresholds, strategy)
     picked = select(scores, vectors, gold_vectors, n)
     decisions = label_dicts(probabilities[picked].decide(classifier.claim_thresholds))
