@@ -200,7 +200,7 @@ class StanceClassifier:
     def classify_article(self, text: str, doc_id: str | None = None) -> ArticleResult:
         """Segment an article with the project's cleaner; label every unit; summarise."""
         doc_id = doc_id or "article"
-        return ArticleResult(doc_id, self.classify_units(segment_text(text, doc_id)))
+        return ArticleResult(doc_id, self.classify_units(segment_text(text, doc_id)), text)
 
     # --- Hugging Face conventions ------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:

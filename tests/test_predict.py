@@ -128,3 +128,13 @@ def test_probabilities_rows_and_subsets():
 def test_as_sentences_keeps_order_and_flags_single_strings():
     assert as_sentences("一句。") == (True, ["一句。"])
     assert as_sentences(pd.Series(["b", "a"], index=[5, 1])) == (False, ["b", "a"])
+
+
+def test_article_view_keeps_headings_and_paragraphs_without_slanted_text(clf):
+    text = "标题一\n\n美国应与盟友合作。中国生产全球约60%的稀土。\n\n第二段的句子。\n"
+    article = clf.classify_article(text, doc_id="demo")
+    html = article._repr_html_()
+    assert "<h4" in html and "标题一" in html.split("<h4", 1)[1].split("</h4>")[0]
+    assert html.count("<p ") == 2  # two paragraphs in the source, two in the view
+    assert "italic" not in html and "<i>" not in html  # CJK is never slanted
+    assert "#d6e0ff" in html  # neutral has a colour one can see, in the legend at least
