@@ -183,6 +183,19 @@ def training_overlap(model_dir: Path, records: list[dict]) -> int | None:
     return sum(record["text"] in trained_on for record in records)
 
 
+def predicted_order(claims: list[str]) -> list[str]:
+    """Claim types in the schema's order (as the model lists them)."""
+    from mineral_stance.config import CLAIM_TYPES
+
+    return [c for c in CLAIM_TYPES if c in claims]
+
+
+def describe_labels(labels: dict) -> str:
+    """``stance / voice / claims`` in one short string, for tables of errors."""
+    claims = ", ".join(labels["claim_types"]) or "no claim"
+    return f"{labels['stance']} / {labels['voice']} / {claims}"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a model on any schema file, taking each record's text as one sentence."""
     import json
@@ -215,10 +228,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if overlap:
         metrics["training_overlap"] = overlap
     if html_path is not None:
+        from mineral_stance.evaluate import bootstrap_intervals
+        from mineral_stance.labels import label_dicts
         from mineral_stance.report import html_report
 
+        decisions = probabilities.decide(classifier.claim_thresholds)
+        errors = []
+        for record, predicted in zip(records, label_dicts(decisions), strict=True):
+            gold = {k: record[k] for k in ("claim_types", "stance", "voice")}
+            gold["claim_types"] = predicted_order(gold["claim_types"])
+            if gold != predicted:
+                errors.append(
+                    {
+                        "id": record["id"],
+                        "text": record["text"],
+                        "gold": describe_labels(gold),
+                        "predicted": describe_labels(predicted),
+                    }
+                )
         html_path.write_text(
-            html_report(metrics, source=str(args.gold), model=str(model_dir)), encoding="utf-8"
+            html_report(
+                metrics,
+                source=str(args.gold),
+                model=str(model_dir),
+                intervals=bootstrap_intervals(targets_from_records(records), decisions),
+                errors=errors,
+            ),
+            encoding="utf-8",
         )
     if args.json:
         print(json.dumps(metrics, ensure_ascii=False))
