@@ -179,7 +179,10 @@ def training_overlap(model_dir: Path, records: list[dict]) -> int | None:
     match = re.search(r"sha256 `([0-9a-f]{64})`", card.read_text(encoding="utf-8"))
     if not match or not GOLD_PATH.exists() or file_sha256(GOLD_PATH) != match.group(1):
         return None
-    trained_on = {record["text"] for record in load_records(GOLD_PATH)}
+    try:
+        trained_on = {record["text"] for record in load_records(GOLD_PATH)}
+    except ValueError:  # the gold file is being edited and no longer valid: cannot tell
+        return None
     return sum(record["text"] in trained_on for record in records)
 
 

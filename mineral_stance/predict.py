@@ -227,6 +227,8 @@ def as_sentences(texts: str | Iterable[str]) -> tuple[bool, list[str]]:
             "expected a sentence (str) or an iterable of sentences "
             f"(list, tuple, numpy array, pandas Series), not {type(texts).__name__}"
         )
+    if hasattr(texts, "columns"):  # a DataFrame iterates over its column names
+        raise TypeError("pass one column of the DataFrame, e.g. df['text'], not the whole frame")
     sentences = list(texts.tolist() if hasattr(texts, "tolist") else texts)
     for position, text in enumerate(sentences):
         if not isinstance(text, str):

@@ -21,6 +21,8 @@ CLAIM_BADGES = {
     "statistic": "# stat",
 }
 TOP_SENTENCES = 3
+# the columns every unit of an article has before its labels
+UNIT_COLUMNS = ["id", "doc_id", "index", "kind", "text", "start", "end"]
 
 
 def summarise(units: list[dict], doc_id: str) -> dict:
@@ -79,7 +81,9 @@ class ArticleResult:
         self.summary = summarise(self.units, self.doc_id)
 
     def to_pandas(self) -> pd.DataFrame:
-        """One row per unit (sentence), probability columns included."""
+        """One row per unit (sentence), probability columns included (even with no units)."""
+        if not self.units:
+            return pd.DataFrame(columns=UNIT_COLUMNS + prediction_columns()[1:])
         return pd.DataFrame(self.units)
 
     def _repr_html_(self) -> str:

@@ -65,6 +65,7 @@ def test_a_single_string_is_one_sentence_with_one_result(clf, reference):
         (["ok", None, "ok"], r"texts\[1\] is NoneType"),
         (pd.Series(["ok", "ok", np.nan]), r"texts\[2\] is float"),
         (np.array([1.5, 2.5]), r"texts\[0\] is float"),
+        (pd.DataFrame({"text": ["a"]}), r"df\['text'\]"),
     ],
 )
 def test_none_and_non_strings_are_refused_naming_the_position(clf, texts, message):
@@ -93,6 +94,8 @@ def test_empty_input_gives_empty_results_with_every_column(clf):
     assert list(clf.predict([]).to_pandas().columns) == prediction_columns()
     empty = clf.predict_proba(np.array([], dtype=str))
     assert len(empty) == 0 and empty.to_pandas().shape == (0, 9)
+    article = clf.classify_article("", doc_id="empty").to_pandas()
+    assert {"kind", "start", "stance", "p_stance_oppose"} <= set(article.columns)
 
 
 def test_slicing_predictions_gives_predictions(clf):
