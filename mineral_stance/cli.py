@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
+from mineral_stance import __version__
 from mineral_stance.config import (
     COMPARED_CONFIGS,
     FIRST_PASS_PATH,
@@ -21,21 +23,27 @@ from mineral_stance.config import (
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    """Write sentence units of each FILE as JSON Lines (stdout or -o)."""
-    from mineral_stance.corpus import InputError, seed_paths, segment_file, write_units
+    """Write sentence units of each article as JSON Lines (stdout or -o).
 
-    paths = [Path(p) for p in args.files] or seed_paths()
+    Articles are read as ``classify`` reads them: files, folders, globs or ``-``;
+    text, Markdown, HTML (visible text), JSON Lines and CSV.
+    """
+    from mineral_stance.corpus import seed_paths, write_units
+    from mineral_stance.inputs import InputProblem, iter_articles
+    from mineral_stance.segment import segment_text
+
+    paths = args.files or [str(p) for p in seed_paths()]
     if args.output:
-        refuse_outputs_that_are_inputs([str(p) for p in paths], [Path(args.output)])
+        refuse_outputs_that_are_inputs(paths, [Path(args.output)])
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     failed = 0
     try:
-        for path in paths:
-            try:
-                write_units(segment_file(path), out)
-            except (InputError, OSError) as error:
-                print(f"error: {error}", file=sys.stderr)
+        for item in iter_articles(paths):
+            if isinstance(item, InputProblem):
+                print(f"error: {item}", file=sys.stderr)
                 failed += 1
+                continue
+            write_units(segment_text(item.text, item.doc_id), out)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -122,6 +130,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mineral_stance.train import tune_thresholds
 
     config = TrainConfig.from_toml(args.config)
+    out = Path(args.output or Path("models") / Path(args.config).stem)
+    if out.resolve() == SHIPPED_MODEL_DIR.resolve() and not args.overwrite:
+        raise ValueError(
+            f"{out} is the shipped model; pass --overwrite to replace it (git can restore it)"
+        )
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise ValueError(f"{out} exists; choose another -o or pass --overwrite")
     texts, targets, frame = cross_validation_data(Path(args.gold))
     doc_ids = frame["doc_id"].tolist()
     groups, n_folds = outlet_groups(frame, args.folds)
@@ -139,7 +154,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     print("training on all sentences", flush=True)
     classifier = StanceClassifier(config).fit(texts, targets, progress=True)
     classifier.claim_thresholds = thresholds
-    out = Path(args.output)
     classifier.save_pretrained(out)
     write_model_card(
         out,
@@ -178,28 +192,103 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_overlap(model_dir: Path, records: list[dict]) -> int | None:
+    """How many of ``records`` the model was trained on (None when its card names no data).
+
+    The model card records the sha256 of the gold file it was trained on; when
+    the project's gold file is that file, its sentences are the training data.
+    """
+    import re
+
+    from mineral_stance.annotations import file_sha256, load_records
+
+    card = model_dir / "README.md"
+    if not card.exists():
+        return None
+    match = re.search(r"sha256 `([0-9a-f]{64})`", card.read_text(encoding="utf-8"))
+    if not match or not GOLD_PATH.exists() or file_sha256(GOLD_PATH) != match.group(1):
+        return None
+    try:
+        trained_on = {record["text"] for record in load_records(GOLD_PATH)}
+    except ValueError:  # the gold file is being edited and no longer valid: cannot tell
+        return None
+    return sum(record["text"] in trained_on for record in records)
+
+
+def predicted_order(claims: list[str]) -> list[str]:
+    """Claim types in the schema's order (as the model lists them)."""
+    from mineral_stance.config import CLAIM_TYPES
+
+    return [c for c in CLAIM_TYPES if c in claims]
+
+
+def describe_labels(labels: dict) -> str:
+    """``stance / voice / claims`` in one short string, for tables of errors."""
+    claims = ", ".join(labels["claim_types"]) or "no claim"
+    return f"{labels['stance']} / {labels['voice']} / {claims}"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a model on any schema file, taking each record's text as one sentence."""
     import json
 
     from mineral_stance.annotations import load_records
+
+    html_path = Path(args.html) if args.html else None
+    if html_path is not None and html_path.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--html writes an HTML file (.html), not {html_path.name}")
+    refuse_outputs_that_are_inputs([args.gold], [html_path])
+    model_dir = Path(args.model) if args.model else SHIPPED_MODEL_DIR
+    records = load_records(args.gold)
+    overlap = training_overlap(model_dir, records)
+    if overlap:
+        print(
+            f"warning: {overlap} of {len(records)} sentences in {args.gold} are in the data "
+            f"{model_dir} was trained on; these scores are not held-out (the model card's "
+            "cross-validated scores are)",
+            file=sys.stderr,
+        )
+
     from mineral_stance.evaluate import score
     from mineral_stance.labels import targets_from_records
     from mineral_stance.predict import load_classifier
-    from mineral_stance.report import html_report
 
-    html_path = Path(args.html) if args.html else Path(args.gold).with_suffix(".report.html")
-    refuse_outputs_that_are_inputs([args.gold], [html_path])
-    records = load_records(args.gold)
     classifier = load_classifier(args.model)
     probabilities = classifier.predict_proba([r["text"] for r in records])
     metrics = score(
         targets_from_records(records), probabilities.decide(classifier.claim_thresholds)
     )
-    html_path.write_text(
-        html_report(metrics, source=str(args.gold), model=str(args.model or SHIPPED_MODEL_DIR)),
-        encoding="utf-8",
-    )
+    if overlap:
+        metrics["training_overlap"] = overlap
+    if html_path is not None:
+        from mineral_stance.evaluate import bootstrap_intervals
+        from mineral_stance.labels import label_dicts
+        from mineral_stance.report import html_report
+
+        decisions = probabilities.decide(classifier.claim_thresholds)
+        errors = []
+        for record, predicted in zip(records, label_dicts(decisions), strict=True):
+            gold = {k: record[k] for k in ("claim_types", "stance", "voice")}
+            gold["claim_types"] = predicted_order(gold["claim_types"])
+            if gold != predicted:
+                errors.append(
+                    {
+                        "id": record["id"],
+                        "text": record["text"],
+                        "gold": describe_labels(gold),
+                        "predicted": describe_labels(predicted),
+                    }
+                )
+        html_path.write_text(
+            html_report(
+                metrics,
+                source=str(args.gold),
+                model=str(model_dir),
+                intervals=bootstrap_intervals(targets_from_records(records), decisions),
+                errors=errors,
+            ),
+            encoding="utf-8",
+        )
     if args.json:
         print(json.dumps(metrics, ensure_ascii=False))
     else:
@@ -215,6 +304,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{task} macro-F1 {metrics[task]['macro_f1']:.3f}, "
                 f"accuracy {metrics[task]['accuracy']:.3f}"
             )
+    if html_path is not None:
         print(f"HTML report: {html_path}", file=sys.stderr)
     return 0
 
@@ -330,6 +420,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from mineral_stance.batch_output import BatchOutput
     from mineral_stance.inputs import InputProblem, discover, iter_articles
     from mineral_stance.predict import load_classifier
+    from mineral_stance.segment import segment_text
 
     out = Path(args.output) if args.output else None
     summary = Path(args.summary) if args.summary else None
@@ -377,13 +468,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 if output.repaired:
                     print(f"{out}: {output.repaired}", file=sys.stderr)
                 done_before = output.done_before
+            # every input is read first, so the bar can count sentences against a total
+            pending = list(articles())
+            total = sum(len(segment_text(article.text, article.doc_id)) for article in pending)
             classifier = load_classifier(args.model, threads=args.threads)
             classifier.batch_size = args.batch_size
             stdout = RecordWriter(None) if output is None else None
-            progress = tqdm(
-                desc="classifying", unit=" articles", file=sys.stderr, disable=args.quiet
-            )
-            for chunk in chunks_of_articles(articles()):
+            progress = tqdm(desc="classifying", total=total, unit=" sentences",
+                            file=sys.stderr, disable=args.quiet)
+            for chunk in chunks_of_articles(pending):
                 groups = classifier.classify_unit_groups([units for _, units in chunk])
                 for (article, _), records in zip(chunk, groups, strict=True):
                     for record in records:
@@ -394,7 +487,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                         stdout.write_article(records)
                     counts.done += 1
                     counts.sentences += len(records)
-                    progress.update(1)
+                    progress.update(len(records))
             progress.close()
             if output is not None and not output.commit() and mode == "overwrite":
                 print(f"nothing was classified; {out} left unchanged", file=sys.stderr)
@@ -478,16 +571,123 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Usage error (before any model loads) when an output exists and --overwrite is not given."""
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise ValueError(f"{', '.join(existing)} exists; use --overwrite to replace it")
+
+
+def _labelled_by_model(records: list[dict], model: str | None, threads: int | None) -> None:
+    """Put the model's labels and probabilities on sentence records (in place)."""
+    from mineral_stance.predict import load_classifier
+
+    classifier = load_classifier(model, threads=threads)
+    results = classifier.predict([r["text"] for r in records], show_progress_bar=True)
+    for record, result in zip(records, results, strict=True):
+        record.update(result.to_record())
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Sentences as annotation tasks, pre-annotated by the model, plus the tool's configuration."""
+    from mineral_stance.annotation_tools import export_paths, read_sentences, write_export
+
+    out = Path(args.output)
+    expected = ".json" if args.format == "label-studio" else ".jsonl"
+    if out.suffix.lower() != expected:
+        raise ValueError(f"{args.format} tasks are written as {expected}, not {out.name}")
+    _refuse_existing(list(export_paths(out, args.format).values()), args.overwrite)
+    records, problems = read_sentences(args.files)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not records:
+        print("error: no sentences to export", file=sys.stderr)
+        return 1
+    if not args.no_model:
+        _labelled_by_model(records, args.model, args.threads)
+    paths = write_export(records, out, args.format)
+    print(
+        f"wrote {len(records)} tasks to {out}; project configuration: "
+        + ", ".join(str(p) for key, p in paths.items() if key != "tasks"),
+        file=sys.stderr,
+    )
+    return 1 if problems else 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """A finished Label Studio or doccano export as schema records (validated)."""
+    from mineral_stance.annotation_tools import ImportProblems, import_export, write_records
+
+    out = Path(args.output)
+    if out.exists() and not (args.append or args.overwrite):
+        raise ValueError(
+            f"{out} exists; use --append to add the new sentences or --overwrite to replace it"
+        )
+    try:
+        imported = import_export(args.export, args.format, annotator=args.annotator)
+    except ImportProblems as error:
+        print(f"error: {error}", file=sys.stderr)
+        print(f"nothing written to {out}", file=sys.stderr)
+        return 1
+    written, skipped = write_records(imported.records, out, append=args.append)
+    print(
+        f"wrote {written} records to {out}"
+        + (f"; {skipped} already there, left as they were" if skipped else "")
+        + (
+            f"; {imported.unannotated} tasks had no finished annotation"
+            if imported.unannotated
+            else ""
+        ),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    """The sentences of ARTICLES most worth annotating next (uncertain and diverse)."""
+    from mineral_stance.annotation_tools import read_sentences, write_records
+    from mineral_stance.annotations import load_records
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".jsonl":
+        raise ValueError(f"suggestions are written as .jsonl, not {out.name}")
+    _refuse_existing([out], args.overwrite)
+    if args.n < 1:
+        raise ValueError("-n must be at least 1")
+    gold = load_records(args.gold) if args.gold else []
+    candidates, problems = read_sentences(args.paths)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+
+    from mineral_stance.predict import load_classifier
+    from mineral_stance.suggest import suggest
+
+    classifier = load_classifier(args.model, threads=args.threads)
+    chosen = suggest(classifier, candidates, gold, args.n, strategy=args.strategy)
+    write_records(chosen, out)
+    print(
+        f"wrote {len(chosen)} of {len(candidates)} candidate sentences to {out} "
+        f"(ready for: mineral-stance export --format label-studio {out} -o tasks.json)",
+        file=sys.stderr,
+    )
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="mineral-stance",
         description="Label claims, stance toward the US-led minerals alliance, and voice, "
         "sentence by sentence, in Chinese and English commentary.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     segment = commands.add_parser("segment", help="clean and split articles into sentence units")
-    segment.add_argument("files", nargs="*", help="article files (default: the seed articles)")
+    segment.add_argument(
+        "files",
+        nargs="*",
+        help="files, folders, globs or - (any format classify reads; default: the seeds)",
+    )
     segment.add_argument("-o", "--output", help="write JSON Lines here instead of stdout")
     segment.set_defaults(run=cmd_segment)
 
@@ -539,9 +739,23 @@ def build_parser() -> argparse.ArgumentParser:
     classify.set_defaults(run=cmd_classify)
 
     train = commands.add_parser("train", help="fine-tune the model from a config in training/")
-    train.add_argument("--config", default=SHIPPED_CONFIG)
-    train.add_argument("--gold", default=str(GOLD_PATH))
-    train.add_argument("-o", "--output", default=str(SHIPPED_MODEL_DIR))
+    train.add_argument(
+        "--config",
+        default=SHIPPED_CONFIG,
+        help=f"training settings (TOML; default {SHIPPED_CONFIG}, the shipped model's recipe)",
+    )
+    train.add_argument(
+        "--gold", default=str(GOLD_PATH), help="labelled sentences (default: %(default)s)"
+    )
+    train.add_argument(
+        "-o",
+        "--output",
+        help="model directory to write (default: models/<config name>; never the shipped "
+        "model unless --overwrite)",
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace an existing model directory"
+    )
     train.add_argument("--folds", type=int, default=5,
                        help="outlet-held-out folds for the card's metrics and the claim "
                             "thresholds (0: leave one document out)")
@@ -557,15 +771,99 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare", help="outlet-held-out comparison of baselines and fine-tuned models"
     )
-    compare.add_argument("configs", nargs="*", default=list(COMPARED_CONFIGS))
-    compare.add_argument("--gold", default=str(GOLD_PATH))
-    compare.add_argument("-o", "--output", default=str(REPORTS_DIR))
+    compare.add_argument(
+        "configs",
+        nargs="*",
+        default=list(COMPARED_CONFIGS),
+        metavar="CONFIG",
+        help="training configs to compare beside the baselines (default: those in training/)",
+    )
+    compare.add_argument(
+        "--gold", default=str(GOLD_PATH), help="labelled sentences (default: %(default)s)"
+    )
+    compare.add_argument(
+        "-o",
+        "--output",
+        default=str(REPORTS_DIR),
+        help="folder for comparison.md/.json/.png and confusion plots (default: %(default)s)",
+    )
     compare.add_argument("--only", nargs="*", help="run only systems whose name contains these")
     compare.add_argument("--seeds-only", action="store_true",
                          help="the five seed articles alone (the gold set before the corpus grew)")
     compare.add_argument("--folds", type=int, default=5,
                          help="outlet-held-out folds (0: leave one document out)")
     compare.set_defaults(run=cmd_compare)
+
+    export = commands.add_parser(
+        "export",
+        help="sentences as Label Studio or doccano tasks, pre-annotated by the model",
+        description="FILE: articles (any format classify reads; their body and heading "
+        "sentences become tasks) or JSON Lines of sentence records with id, doc_id and text "
+        "(suggest output, a gold file). Writes the tasks and the tool's project configuration "
+        "(Label Studio: OUT.label-config.xml; doccano: OUT.labels.json).",
+    )
+    export.add_argument(
+        "files", nargs="+", metavar="FILE", help="articles or JSON Lines of sentence records"
+    )
+    export.add_argument(
+        "--format", required=True, choices=["label-studio", "doccano"], help="the tool"
+    )
+    export.add_argument(
+        "-o", "--output", required=True, help="tasks file: .json (Label Studio), .jsonl (doccano)"
+    )
+    export.add_argument("--model", help="model directory (default: the shipped model)")
+    export.add_argument(
+        "--no-model",
+        action="store_true",
+        help="no model pre-annotation; records' own labels (if any) are the pre-annotation",
+    )
+    export.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    export.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    export.set_defaults(run=cmd_export)
+
+    importer = commands.add_parser(
+        "import",
+        help="a finished Label Studio or doccano export as validated schema records",
+        description="Exit status: 0 when every annotated task became a record; 1 when any "
+        "task has an unknown or missing label (each listed with its task id; nothing written); "
+        "2 on a usage error.",
+    )
+    importer.add_argument("export", metavar="EXPORT", help="Label Studio JSON or doccano JSONL")
+    importer.add_argument(
+        "--format", required=True, choices=["label-studio", "doccano"], help="the tool"
+    )
+    importer.add_argument("-o", "--output", required=True, help="schema records (.jsonl)")
+    importer.add_argument(
+        "--annotator", help="annotator name for doccano (default: the export file's name)"
+    )
+    importer.add_argument(
+        "--append", action="store_true", help="add to -o, skipping sentence ids already there"
+    )
+    importer.add_argument("--overwrite", action="store_true", help="replace -o")
+    importer.set_defaults(run=cmd_import)
+
+    suggest = commands.add_parser(
+        "suggest",
+        help="the sentences most worth annotating next (model uncertainty and diversity)",
+    )
+    suggest.add_argument("paths", nargs="+", metavar="ARTICLES", help="files, folders, globs")
+    suggest.add_argument("-n", type=int, default=200, help="how many sentences (default 200)")
+    suggest.add_argument("-o", "--output", required=True, help="suggested sentences (.jsonl)")
+    suggest.add_argument(
+        "--gold",
+        default=str(GOLD_PATH) if GOLD_PATH.exists() else None,
+        help="labelled sentences to stay away from (default: annotations/gold.jsonl)",
+    )
+    suggest.add_argument(
+        "--strategy",
+        choices=["margin", "entropy"],
+        default="margin",
+        help="how model uncertainty is measured per task (default: margin)",
+    )
+    suggest.add_argument("--model", help="model directory (default: the shipped model)")
+    suggest.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    suggest.add_argument("--overwrite", action="store_true", help="replace an existing -o")
+    suggest.set_defaults(run=cmd_suggest)
     return parser
 
 
@@ -579,6 +877,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        # the reader went away (| head): say nothing, and keep Python's exit flush quiet too
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
     except InputError as error:  # an input file that cannot be read or is not valid
         print(f"error: {error}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from mineral_stance.config import CLAIM_TYPES, STANCES, VOICES
 
@@ -26,14 +27,57 @@ class Targets:
 
 @dataclass
 class Probabilities:
-    """Model outputs: claims (n, 3) sigmoid probabilities, stance (n, 4), voice (n, 2)."""
+    """Model outputs: claims (n, 3) sigmoid probabilities, stance (n, 4), voice (n, 2).
+
+    The label names of the columns travel with the arrays (``claim_types``,
+    ``stances``, ``voices``; ``columns`` for the flat table). Indexing with an
+    int gives one row (1-D arrays); a slice or index array gives a subset.
+    """
 
     claims: np.ndarray
     stance: np.ndarray
     voice: np.ndarray
+    claim_types: tuple[str, ...] = CLAIM_TYPES
+    stances: tuple[str, ...] = STANCES
+    voices: tuple[str, ...] = VOICES
 
     def __len__(self) -> int:
-        return len(self.stance)
+        return len(self.stance) if self.stance.ndim == 2 else 1
+
+    def __getitem__(self, index) -> Probabilities:
+        return Probabilities(
+            self.claims[index],
+            self.stance[index],
+            self.voice[index],
+            self.claim_types,
+            self.stances,
+            self.voices,
+        )
+
+    @classmethod
+    def empty(cls) -> Probabilities:
+        """No rows, every column."""
+        return cls(
+            np.zeros((0, len(CLAIM_TYPES))), np.zeros((0, len(STANCES))), np.zeros((0, len(VOICES)))
+        )
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names of ``to_pandas()``, the same as the ``p_*`` fields of predictions."""
+        return (
+            [f"p_claim_{name}" for name in self.claim_types]
+            + [f"p_stance_{name}" for name in self.stances]
+            + [f"p_voice_{name}" for name in self.voices]
+        )
+
+    def to_numpy(self) -> np.ndarray:
+        """All probabilities side by side, (n, 9), in the order of ``columns``."""
+        rows = [np.atleast_2d(a) for a in (self.claims, self.stance, self.voice)]
+        return np.concatenate(rows, axis=1)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per sentence, one named column per label."""
+        return pd.DataFrame(self.to_numpy(), columns=self.columns)
 
     def decide(self, claim_thresholds: np.ndarray | list[float]) -> Targets:
         """Hard labels: each claim above its threshold, the most probable stance and voice."""
@@ -50,6 +94,9 @@ class Probabilities:
             claims=np.concatenate([p.claims for p in parts]),
             stance=np.concatenate([p.stance for p in parts]),
             voice=np.concatenate([p.voice for p in parts]),
+            claim_types=parts[0].claim_types,
+            stances=parts[0].stances,
+            voices=parts[0].voices,
         )
 
 

@@ -7,11 +7,12 @@ clf.predict(["美国应与盟友合作，确保供应链安全。"])
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from mineral_stance.config import (
     CLAIM_TYPES,
@@ -27,6 +28,9 @@ from mineral_stance.results import ArticleResult, Predictions
 from mineral_stance.segment import Unit, segment_text
 from mineral_stance.train import fit, predict_probabilities
 from mineral_stance.truncation import fit_to_model
+
+# with a progress bar, sentences go to the model in chunks of this many batches
+PROGRESS_CHUNK_BATCHES = 8
 
 
 @dataclass
@@ -76,25 +80,52 @@ class StanceClassifier:
     def claim_thresholds(self, values: list[float]) -> None:
         self._require_model().config.claim_thresholds = [float(v) for v in values]
 
-    def predict_proba(self, texts: list[str]) -> Probabilities:
-        """Raw probabilities as arrays: claims (n, 3), stance (n, 4), voice (n, 2)."""
-        model = self._require_model()
-        if not texts:
-            return Probabilities(
-                np.zeros((0, len(CLAIM_TYPES))), np.zeros((0, len(STANCES))), np.zeros((0, 2))
-            )
-        # a sentence over max_length is cut once, so the encoder and the cues read the same text
-        fitted, _ = fit_to_model(model.config, self.tokenizer, list(texts))
-        return predict_probabilities(model, self.tokenizer, fitted, self.batch_size)
+    @property
+    def labels(self) -> dict[str, list[str]]:
+        """Label names per task, in the order of the model's output columns."""
+        config = self._require_model().config
+        return {
+            "claim_types": list(config.claim_types),
+            "stance": list(config.stances),
+            "voice": list(config.voices),
+        }
 
-    def predict(self, texts: list[str]) -> Predictions:
-        """One result per sentence: labels plus the probability of every label."""
-        if isinstance(texts, str):
-            raise TypeError("predict() takes a list of sentences; wrap a single one in [ ]")
-        fitted, truncated = fit_to_model(self._require_model().config, self.tokenizer, list(texts))
-        probabilities = self.predict_proba(fitted)
+    @property
+    def id2label(self) -> dict[str, dict[int, str]]:
+        """Column index → label name per task, as in a Hugging Face model config."""
+        return {task: dict(enumerate(names)) for task, names in self.labels.items()}
+
+    def predict_proba(
+        self,
+        texts: str | Iterable[str],
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+    ) -> Probabilities:
+        """Raw probabilities as arrays: claims (n, 3), stance (n, 4), voice (n, 2).
+
+        ``texts`` is any iterable of strings (list, tuple, numpy array, pandas
+        Series, generator); a single string gives one row (``probabilities[0]``).
+        Column names are on the result (``.columns``, ``.to_pandas()``).
+        """
+        single, sentences = as_sentences(texts)
+        probabilities, _ = self._probabilities(sentences, batch_size, show_progress_bar)
+        return probabilities[0] if single else probabilities
+
+    def predict(
+        self,
+        texts: str | Iterable[str],
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+    ) -> Predictions | SentenceResult:
+        """One result per sentence: labels plus the probability of every label.
+
+        A single string gives a single ``SentenceResult``, as the transformers
+        pipeline and SetFit do; any iterable of strings gives ``Predictions``.
+        """
+        single, sentences = as_sentences(texts)
+        probabilities, truncated = self._probabilities(sentences, batch_size, show_progress_bar)
         decisions = label_dicts(probabilities.decide(self.claim_thresholds))
-        return Predictions(
+        results = Predictions(
             [
                 SentenceResult(
                     text=text,
@@ -102,9 +133,52 @@ class StanceClassifier:
                     truncated=truncated[i],
                     **decision,
                 )
-                for i, (text, decision) in enumerate(zip(texts, decisions, strict=True))
+                for i, (text, decision) in enumerate(zip(sentences, decisions, strict=True))
             ]
         )
+        return results[0] if single else results
+
+    def __call__(
+        self,
+        texts: str | Iterable[str],
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+    ) -> Predictions | SentenceResult:
+        """``clf(texts)`` is ``clf.predict(texts)``, as with a transformers pipeline."""
+        return self.predict(texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
+
+    def _probabilities(
+        self, sentences: list[str], batch_size: int | None, show_progress_bar: bool
+    ) -> tuple[Probabilities, list[bool]]:
+        """Probabilities with named columns, and whether each sentence was cut to fit."""
+        model = self._require_model()
+        batch_size = self.batch_size if batch_size is None else batch_size
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        # a sentence over max_length is cut once, so the encoder and the cues read the same text
+        sentences, truncated = fit_to_model(model.config, self.tokenizer, sentences)
+        if not sentences:
+            probabilities = Probabilities.empty()
+        elif not show_progress_bar:
+            probabilities = predict_probabilities(model, self.tokenizer, sentences, batch_size)
+        else:
+            # chunks of several batches: the bar moves, each chunk still sorted by length
+            chunk = batch_size * PROGRESS_CHUNK_BATCHES
+            parts = []
+            with tqdm(total=len(sentences), unit=" sentences", desc="predicting") as bar:
+                for start in range(0, len(sentences), chunk):
+                    part = sentences[start : start + chunk]
+                    parts.append(predict_probabilities(model, self.tokenizer, part, batch_size))
+                    bar.update(len(part))
+            probabilities = Probabilities.concatenate(parts)
+        config = model.config
+        named = replace(
+            probabilities,
+            claim_types=tuple(config.claim_types),
+            stances=tuple(config.stances),
+            voices=tuple(config.voices),
+        )
+        return named, truncated
 
     def classify_units(self, units: list[Unit]) -> list[dict]:
         """Label one article's units (see ``classify_unit_groups``)."""
@@ -136,7 +210,7 @@ class StanceClassifier:
     def classify_article(self, text: str, doc_id: str | None = None) -> ArticleResult:
         """Segment an article with the project's cleaner; label every unit; summarise."""
         doc_id = doc_id or "article"
-        return ArticleResult(doc_id, self.classify_units(segment_text(text, doc_id)))
+        return ArticleResult(doc_id, self.classify_units(segment_text(text, doc_id)), text)
 
     # --- Hugging Face conventions ------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -159,6 +233,27 @@ PROBABILITY_COLUMNS = (
     + [f"p_stance_{name}" for name in STANCES]
     + [f"p_voice_{name}" for name in VOICES]
 )
+
+
+def as_sentences(texts: str | Iterable[str]) -> tuple[bool, list[str]]:
+    """(was it a single string, the sentences as a list); a clear TypeError for anything else."""
+    if isinstance(texts, str):
+        return True, [texts]
+    if texts is None or isinstance(texts, bytes | dict) or not isinstance(texts, Iterable):
+        raise TypeError(
+            "expected a sentence (str) or an iterable of sentences "
+            f"(list, tuple, numpy array, pandas Series), not {type(texts).__name__}"
+        )
+    if hasattr(texts, "columns"):  # a DataFrame iterates over its column names
+        raise TypeError("pass one column of the DataFrame, e.g. df['text'], not the whole frame")
+    sentences = list(texts.tolist() if hasattr(texts, "tolist") else texts)
+    for position, text in enumerate(sentences):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"texts[{position}] is {type(text).__name__}, not str: "
+                "every sentence must be a string (drop or fill missing values first)"
+            )
+    return False, sentences
 
 
 def _probability_dict(probabilities: Probabilities, row: int) -> dict[str, float]:

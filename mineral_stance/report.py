@@ -129,6 +129,8 @@ def plot_per_label(metrics: dict, path: Path | None = None) -> bytes:
     colours = {"claim_types": "tab:orange", "stance": "tab:blue", "voice": "tab:green"}
     figure, axis = plt.subplots(figsize=(8, 3.5))
     axis.bar(labels, f1s, color=[colours[t] for t in tasks])
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    axis.legend(handles, ["claim types", "stance", "voice"], loc="upper right", fontsize=8)
     axis.set_ylim(0, 1)
     axis.set_ylabel("F1")
     axis.tick_params(axis="x", rotation=40)
@@ -154,13 +156,18 @@ th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 h2 { margin-top: 1.5em; }
 .note { color: #555; }
+.warn { color: #a33; font-weight: bold; }
+table.errors td { text-align: left; vertical-align: top; }
 </style></head><body>
 <h1>{{ title }}</h1>
 <p class="note">{{ n }} sentences from {{ source }}; model: {{ model }}.</p>
 <h2>Summary</h2>
-<table><tr><th>task</th><th>macro-F1</th><th>accuracy</th></tr>
+{% if overlap %}<p class="warn">{{ overlap }} of these sentences are in the data the model
+was trained on: these scores are not held-out.</p>{% endif %}
+<table><tr><th>task</th><th>macro-F1</th><th>95% interval</th><th>accuracy</th></tr>
 {% for task in tasks %}<tr><td>{{ task.name }}</td><td>{{ "%.3f"|format(task.macro_f1) }}</td>
-<td>{{ task.accuracy }}</td></tr>{% endfor %}</table>
+<td>{{ task.interval }}</td><td>{{ task.accuracy }}</td></tr>{% endfor %}</table>
+<p class="note">Intervals: 1000 bootstrap resamples of sentences (percentile).</p>
 <h2>Per label</h2>
 <table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
 {% for row in per_label %}<tr><td>{{ row.label }}</td><td>{{ "%.3f"|format(row.precision) }}</td>
@@ -169,19 +176,35 @@ h2 { margin-top: 1.5em; }
 <img alt="F1 per label" src="data:image/png;base64,{{ per_label_png }}">
 <h2>Stance confusion matrix</h2>
 <img alt="stance confusion matrix" src="data:image/png;base64,{{ confusion_png }}">
+{% if errors is not none %}<h2>Misclassified sentences ({{ errors|length }})</h2>
+<table class="errors"><tr><th>id</th><th>sentence</th><th>gold</th><th>predicted</th></tr>
+{% for e in errors %}<tr><td>{{ e.id }}</td><td lang="zh">{{ e.text }}</td>
+<td>{{ e.gold }}</td><td>{{ e.predicted }}</td></tr>{% endfor %}</table>{% endif %}
 </body></html>
 """
 
 
-def html_report(metrics: dict, source: str, model: str) -> str:
-    """A self-contained page (plots embedded) with the metrics of one evaluation."""
+def html_report(
+    metrics: dict,
+    source: str,
+    model: str,
+    intervals: dict[str, list[float]] | None = None,
+    errors: list[dict] | None = None,
+) -> str:
+    """A self-contained page (plots embedded) with the metrics of one evaluation.
+
+    ``intervals``: 95% bootstrap intervals of each task's macro-F1; ``errors``:
+    the misclassified sentences (``id``, ``text``, ``gold``, ``predicted``).
+    """
     tasks = []
     for key, name in (("claim_types", "claim types"), ("stance", "stance"), ("voice", "voice")):
         accuracy = metrics[key].get("accuracy")
+        low_high = (intervals or {}).get(key)
         tasks.append(
             {
                 "name": name,
                 "macro_f1": metrics[key]["macro_f1"],
+                "interval": f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "",
                 "accuracy": "" if accuracy is None else f"{accuracy:.3f}",
             }
         )
@@ -197,6 +220,8 @@ def html_report(metrics: dict, source: str, model: str) -> str:
         model=model,
         tasks=tasks,
         per_label=per_label,
+        overlap=metrics.get("training_overlap"),
+        errors=errors,
         per_label_png=base64.b64encode(plot_per_label(metrics)).decode(),
         confusion_png=base64.b64encode(plot_confusion(metrics, "stance")).decode(),
     )

@@ -29,8 +29,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from spacy.lang.en.tokenizer_exceptions import TOKENIZER_EXCEPTIONS
-
 # --- Character classes ---------------------------------------------------------
 CJK = r"\u3400-\u9fff\uf900-\ufaff"
 CJK_PUNCT = r"\u3000-\u303f\uff00-\uffef“”‘’·—…"
@@ -282,7 +280,14 @@ def _squeeze_spaces(chars: list[str], offsets: list[int]) -> tuple[str, list[int
 
 @lru_cache(maxsize=1)
 def english_abbreviations() -> frozenset[str]:
-    """Words ending in a full stop that do not end a sentence, from spaCy's English rules."""
+    """Words ending in a full stop that do not end a sentence, from spaCy's English rules.
+
+    Imported here, not at the top: importing spaCy loads torch (through thinc),
+    which would make every command slow to start, even one that only checks its
+    arguments.
+    """
+    from spacy.lang.en.tokenizer_exceptions import TOKENIZER_EXCEPTIONS
+
     words = {k[:-1].lower() for k in TOKENIZER_EXCEPTIONS if k.endswith(".") and len(k) > 1}
     return frozenset(words | {"u.s", "u.k", "e.g", "i.e", "etc", "no", "vs", "p", "pp", "fig"})
 

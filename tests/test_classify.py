@@ -37,8 +37,7 @@ def test_api_predict_and_article(tiny_model_dir):
     table = results.to_pandas()
     assert {"text", "claim_types", "stance", "voice", "p_stance_oppose"} <= set(table.columns)
     assert clf.predict_proba(["一句话。"]).stance.shape == (1, 4)
-    with pytest.raises(TypeError):
-        clf.predict("not a list")
+    assert clf.predict("one sentence.").text == "one sentence."  # a string is one sentence
 
     article = clf.classify_article(ARTICLE_SIMPLIFIED, doc_id="demo")
     frame = article.to_pandas()

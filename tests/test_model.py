@@ -1,6 +1,7 @@
 """Training smoke runs, the cached-state shortcut, save/load round trips, evaluate --json."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -214,7 +215,15 @@ def test_evaluate_json_prints_the_documented_object(tiny_base_model, tmp_path, c
     assert 0 <= result["stance"]["macro_f1"] <= 1 and 0 <= result["stance"]["accuracy"] <= 1
     assert set(result["stance"]["per_label"]) == {"support", "oppose", "neutral", "unrelated"}
     assert 0 <= result["voice"]["macro_f1"] <= 1 and "accuracy" in result["voice"]
-    assert (tmp_path / "gold.report.html").read_text("utf-8").count("<img") == 2
+    assert not list(tmp_path.glob("*.html"))  # no report unless asked for
+    report = tmp_path / "reports" / "eval.html"
+    report.parent.mkdir()
+    assert main(["evaluate", str(gold), "--model", str(model_dir), "--html", str(report)]) == 0
+    page = report.read_text("utf-8")
+    assert page.count("<img") == 2
+    assert len(re.findall(r"<td>\[[01]\.\d{3}, [01]\.\d{3}\]</td>", page)) == 3  # one per task
+    shown = int(re.search(r"Misclassified sentences \((\d+)\)", page).group(1))
+    assert page.count('<td lang="zh">') == shown  # one row per misclassified sentence
 
 
 def write_gold_and_config(tmp_path, tiny_base_model, method: str, epochs: int) -> tuple[str, str]:
