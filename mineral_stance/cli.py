@@ -235,9 +235,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mineral_stance.annotations import load_records
 
     html_path = Path(args.html) if args.html else None
+    refuse_outputs_that_are_inputs([args.gold], [html_path])
     if html_path is not None and html_path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"--html writes an HTML file (.html), not {html_path.name}")
-    refuse_outputs_that_are_inputs([args.gold], [html_path])
     model_dir = Path(args.model) if args.model else SHIPPED_MODEL_DIR
     records = load_records(args.gold)
     overlap = training_overlap(model_dir, records)
@@ -419,7 +419,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
     )
     from mineral_stance.batch_output import BatchOutput
     from mineral_stance.inputs import InputProblem, discover, iter_articles
-    from mineral_stance.predict import load_classifier
     from mineral_stance.segment import segment_text
 
     out = Path(args.output) if args.output else None
@@ -471,6 +470,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
             # every input is read first, so the bar can count sentences against a total
             pending = list(articles())
             total = sum(len(segment_text(article.text, article.doc_id)) for article in pending)
+            from mineral_stance.predict import load_classifier  # torch loads here, after checks
+
             classifier = load_classifier(args.model, threads=args.threads)
             classifier.batch_size = args.batch_size
             stdout = RecordWriter(None) if output is None else None

@@ -35,7 +35,8 @@ def run(args, capsys):
 def test_bad_arguments_are_reported_before_torch_loads(args):
     code = (
         "import sys\nfrom mineral_stance.cli import main\n"
-        f"status = main({args!r})\n"
+        f"try:\n    status = main({args!r})\n"
+        "except SystemExit as stop:  # argparse's own usage errors\n    status = stop.code\n"
         "print(status, 'torch' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
