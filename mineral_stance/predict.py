@@ -20,6 +20,7 @@ from mineral_stance.config import (
     STANCES,
     VOICES,
     TrainConfig,
+    inference_threads,
 )
 from mineral_stance.labels import Probabilities, Targets, label_dicts
 from mineral_stance.model import MultiTaskModel, from_pretrained, save_pretrained
@@ -154,8 +155,27 @@ def _probability_dict(probabilities: Probabilities, row: int) -> dict[str, float
     return {name: float(value) for name, value in values.items()}
 
 
-def load_classifier(directory: str | Path | None = None, threads: int | None = None):
-    """The shipped model (or one saved at ``directory``), loaded offline."""
-    if threads:
-        torch.set_num_threads(threads)
-    return StanceClassifier.from_pretrained(directory or SHIPPED_MODEL_DIR)
+def load_classifier(
+    directory: str | Path | None = None,
+    threads: int | None = None,
+    backend: str = "torch",
+    precision: str | None = None,
+):
+    """The shipped model (or one saved at ``directory``), loaded offline.
+
+    ``backend="onnx"`` runs the encoder with ONNX Runtime (``pip install
+    "mineral-stance[onnx]"``; exported once to the user cache, see
+    ``onnx_backend``), with ``precision`` "fp32" or "int8". ``threads`` defaults
+    to the cores not kept busy by other processes (``config.inference_threads``).
+    """
+    directory = directory or SHIPPED_MODEL_DIR
+    if backend == "onnx":
+        from mineral_stance.onnx_backend import DEFAULT_PRECISION, OnnxStanceClassifier
+
+        return OnnxStanceClassifier.from_pretrained(
+            directory, precision=precision or DEFAULT_PRECISION, threads=threads
+        )
+    if backend != "torch":
+        raise ValueError(f"unknown backend {backend!r} (use 'torch' or 'onnx')")
+    torch.set_num_threads(inference_threads(threads))
+    return StanceClassifier.from_pretrained(directory)
