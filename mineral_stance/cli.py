@@ -279,6 +279,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from mineral_stance.inputs import InputProblem, iter_articles
     from mineral_stance.predict import load_classifier
 
+    if args.engine == "ray":
+        return classify_on_ray(args)
     out = Path(args.output) if args.output else None
     suffix = output_format(out)
     if out is None and args.resume:
@@ -297,7 +299,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
             print(f"{out}: article {cut!r} was cut off and will be redone", file=sys.stderr)
         done_before = finished_doc_ids(out)
 
-    classifier = load_classifier(args.model, threads=args.threads)
+    classifier = load_classifier(
+        args.model, threads=args.threads, backend=args.backend, precision=args.precision
+    )
     classifier.batch_size = args.batch_size
     counts = BatchCounts()
 
@@ -338,6 +342,41 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if out is None:
             raise ValueError("--summary needs an output file (-o)")
         n = write_summaries(read_output(out), Path(args.summary))
+        print(f"wrote {n} article summaries to {args.summary}", file=sys.stderr)
+    print(counts.final_line(), file=sys.stderr)
+    return 1 if counts.failed else 0
+
+
+def classify_on_ray(args: argparse.Namespace) -> int:
+    """``classify --engine ray``: the same records, as shards in the folder -o (ray_engine)."""
+    from mineral_stance.batch import write_summaries
+    from mineral_stance.ray_engine import classify_with_ray, read_shards, shard_paths
+
+    if not args.output:
+        raise ValueError("--engine ray needs an output folder (-o DIR) for its shards")
+    out = Path(args.output)
+    if args.overwrite:
+        for shard in shard_paths(out):
+            shard.unlink()
+    counts = classify_with_ray(
+        args.paths,
+        out,
+        model=args.model,
+        backend=args.backend,
+        shard_format=args.shard_format,
+        resume=args.resume,
+        actors=args.actors,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        text_field=args.text_field,
+        id_field=args.id_field,
+        text_column=args.text_column,
+        num_cpus=args.ray_cpus,
+        progress=not args.quiet,
+        on_problem=lambda message: print(f"error: {message}", file=sys.stderr),
+    )
+    if args.summary:
+        n = write_summaries(read_shards(out), Path(args.summary))
         print(f"wrote {n} article summaries to {args.summary}", file=sys.stderr)
     print(counts.final_line(), file=sys.stderr)
     return 1 if counts.failed else 0
@@ -389,7 +428,31 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--summary", help="write per-article summaries here (.jsonl or .csv)")
     classify.add_argument("--model", help="model directory (default: the shipped model)")
     classify.add_argument("--batch-size", type=int, default=64)
-    classify.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    classify.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: the idle cores)"
+    )
+    classify.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="run the encoder with torch or ONNX Runtime (the [onnx] extra; faster)",
+    )
+    classify.add_argument(
+        "--precision", choices=("fp32", "int8"), default=None, help="ONNX weights (default fp32)"
+    )
+    classify.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="'ray': a Ray Data pipeline (the [ray] extra) on RAY_ADDRESS or a local Ray",
+    )
+    classify.add_argument(
+        "--shard-format", choices=("parquet", "jsonl"), default="parquet", help="Ray output"
+    )
+    classify.add_argument("--actors", type=int, default=None, help="Ray labelling actors")
+    classify.add_argument(
+        "--ray-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)"
+    )
     classify.add_argument("--resume", action="store_true", help="skip articles already in -o")
     classify.add_argument("--overwrite", action="store_true", help="replace an existing -o")
     classify.add_argument("--text-field", default="text", help="text field of .jsonl input")

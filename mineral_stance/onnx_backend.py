@@ -88,7 +88,9 @@ def encoder_key(model_dir: Path, config: ModelConfig, precision: str) -> str:
     }
     if config.method == "lora":
         adapter = model_dir / ADAPTER_DIR
-        parts["adapter"] = {p.name: stamped_sha256(p) for p in sorted(adapter.glob("*")) if p.is_file()}
+        parts["adapter"] = {
+            p.name: stamped_sha256(p) for p in sorted(adapter.glob("*")) if p.is_file()
+        }
     elif config.method == "top_layers":
         parts["top_layers"] = stamped_sha256(model_dir / TOP_LAYERS_NAME)
     text = json.dumps(parts, sort_keys=True)
