@@ -40,6 +40,7 @@ import pandas as pd
 
 SHARD_FORMATS = ("parquet", "jsonl")
 SHARD_PREFIX = "part-"
+READ_TASK_CPUS = 0.5
 
 
 @dataclass
@@ -73,7 +74,7 @@ def read_shards(out_dir: Path) -> pd.DataFrame:
         if path.suffix == ".parquet":
             frames.append(pd.read_parquet(path))
         else:
-            frames.append(pd.read_json(path, lines=True, dtype={"doc_id": str}))
+            frames.append(pd.read_json(path, lines=True, dtype={"doc_id": str}, precise_float=True))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -251,8 +252,10 @@ def classify_with_ray(
 
     connect(num_cpus)
     cpus = int(ray.cluster_resources().get("CPU", 1))
+    # reading and segmenting is light: half a CPU per task, and that half is kept
+    # free of actors, or a small cluster would give every CPU to actors and deadlock
     actors = actors or max(1, cpus // 2)
-    actor_cpus = max(1, cpus // actors)
+    actor_cpus = max(0.5, (cpus - READ_TASK_CPUS) / actors)
     ray.data.DataContext.get_current().enable_progress_bars = progress
     options = {
         "text_field": text_field,
@@ -264,14 +267,14 @@ def classify_with_ray(
     labeller_options = {
         "model": str(model or SHIPPED_MODEL_DIR),
         "backend": backend,
-        "threads": threads or actor_cpus,
+        "threads": threads or max(1, round(actor_cpus)),
         "batch_size": batch_size,
         "out_dir": str(out_dir.resolve()),
         "shard_format": shard_format,
     }
     dataset = (
         ray.data.from_items([{"path": str(p.resolve()), "key": keys[p]} for p in files])
-        .flat_map(read_and_segment, fn_kwargs={"options": options})
+        .flat_map(read_and_segment, fn_kwargs={"options": options}, num_cpus=READ_TASK_CPUS)
         .map_batches(
             Labeller,
             fn_constructor_kwargs={"options": labeller_options},
