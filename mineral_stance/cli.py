@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as error:
+    except (ValueError, ImportError) as error:  # usage, or an optional extra not installed
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -266,7 +266,12 @@ def export_encoder(model_dir: str | Path, precision: str = DEFAULT_PRECISION) ->
 
 def make_session(path: Path, threads: int):
     """An ONNX Runtime session on ``threads`` CPU threads, all graph optimisations on."""
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ImportError(
+            "the onnx backend needs ONNX Runtime: pip install \"mineral-stance[onnx]\""
+        ) from None
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

@@ -29,6 +29,7 @@ local Ray otherwise. Python recipe::
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import uuid
@@ -214,11 +215,11 @@ def classify_with_ray(
     ``threads`` threads (default: the CPUs per actor). Doc ids are made unique
     within each file; ids given by ``id_field`` that repeat across files stay as they are.
     """
-    import ray
-
     from mineral_stance.config import SHIPPED_MODEL_DIR
     from mineral_stance.inputs import DEFAULT_MAX_BYTES, STDIN, InputProblem, discover, file_keys
 
+    if importlib.util.find_spec("ray") is None:
+        raise ImportError('the Ray engine needs Ray: pip install "mineral-stance[ray]"')
     if shard_format not in SHARD_FORMATS:
         raise ValueError(f"unknown shard format {shard_format!r} (use parquet or jsonl)")
     out_dir = Path(out_dir)
@@ -249,6 +250,8 @@ def classify_with_ray(
     if not files:
         return counts
     keys = file_keys(files)
+
+    import ray
 
     connect(num_cpus)
     cpus = int(ray.cluster_resources().get("CPU", 1))
