@@ -264,14 +264,20 @@ def export_encoder(model_dir: str | Path, precision: str = DEFAULT_PRECISION) ->
 # --- Inference ---------------------------------------------------------------------
 
 
-def make_session(path: Path, threads: int):
-    """An ONNX Runtime session on ``threads`` CPU threads, all graph optimisations on."""
+def onnxruntime():
+    """The onnxruntime module, or an error that says which extra to install."""
     try:
-        import onnxruntime as ort
+        import onnxruntime
     except ImportError:
         raise ImportError(
-            "the onnx backend needs ONNX Runtime: pip install \"mineral-stance[onnx]\""
+            'the onnx backend needs ONNX Runtime: pip install "mineral-stance[onnx]"'
         ) from None
+    return onnxruntime
+
+
+def make_session(path: Path, threads: int):
+    """An ONNX Runtime session on ``threads`` CPU threads, all graph optimisations on."""
+    ort = onnxruntime()
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -367,6 +373,7 @@ class OnnxStanceClassifier(StanceClassifier):
 
         from mineral_stance.model import quiet_transformers
 
+        onnxruntime()  # before an export that would be of no use
         directory = Path(directory)
         config = ModelConfig.load(directory)
         path = export_encoder(directory, precision)
