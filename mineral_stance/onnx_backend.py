@@ -258,7 +258,17 @@ def export_encoder(model_dir: str | Path, precision: str = DEFAULT_PRECISION) ->
                 raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+    _remove_stale_exports(directory)
     return directory / ONNX_NAME
+
+
+def _remove_stale_exports(current: Path) -> None:
+    """Delete older exports of the same model and precision (hundreds of MB each)."""
+    name, _, precision = current.name.rpartition("-")
+    name = name.rsplit("-", 1)[0]
+    for other in current.parent.glob(f"{name}-*-{precision}"):
+        if other != current and other.is_dir() and other.name.count("-") == current.name.count("-"):
+            shutil.rmtree(other, ignore_errors=True)
 
 
 # --- Inference ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file, save_file
 
 from mineral_stance import onnx_backend
 from mineral_stance.corpus import seed_paths, segment_file
@@ -83,16 +84,20 @@ def test_a_damaged_export_is_rebuilt(tiny_model_dir, onnx_cache):
     assert path.stat().st_size == manifest["size"]
 
 
-def test_a_changed_adapter_gets_a_new_export(tiny_model_dir, tmp_path, onnx_cache):
+def test_a_changed_adapter_gets_a_new_export_and_the_stale_one_goes(
+    tiny_model_dir, tmp_path, onnx_cache
+):
     import shutil
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_model_dir, copy)
-    config = ModelConfig.load(copy)
-    before = onnx_backend.onnx_directory(copy, config, "fp32")
+    before = onnx_backend.export_encoder(copy).parent
     adapter = next((copy / "adapter").glob("*.safetensors"))
-    adapter.write_bytes(adapter.read_bytes() + b" ")
-    assert onnx_backend.onnx_directory(copy, config, "fp32") != before
+    weights = load_file(adapter)
+    save_file({name: tensor * 1.5 for name, tensor in weights.items()}, adapter)  # retrained
+    after = onnx_backend.export_encoder(copy).parent
+    assert after != before and after.is_dir()
+    assert not before.exists()
 
 
 def test_unknown_backend_and_precision_are_refused(tiny_model_dir, onnx_cache):
