@@ -191,7 +191,7 @@ def table(result: dict) -> str:
             f" | {m['sentences_per_cpu_second']['median']} ({m['sentences_per_cpu_second']['min']})"
             f" | {changes} |"
         )
-    sizes = list(next(iter(result["subprocess"].values())))
+    sizes = sorted({n for runs in result["subprocess"].values() for n in runs}, key=int)
     header = "| backend (fresh process) | cold start s | " + " | ".join(
         f"peak RSS MB @{n} | sent/s @{n}" for n in sizes
     )
@@ -199,7 +199,10 @@ def table(result: dict) -> str:
     for name, runs in result["subprocess"].items():
         cells = [f"{min(r['cold_start_s'] for r in runs.values()):.1f}"]
         for n in sizes:
-            cells += [f"{runs[n]['peak_mb']:.0f}", str(runs[n]["sentences_per_second"])]
+            run = runs.get(n)
+            cells += (
+                [f"{run['peak_mb']:.0f}", str(run["sentences_per_second"])] if run else ["–"] * 2
+            )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -239,6 +242,9 @@ def main() -> None:
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="subprocess runs")
     parser.add_argument("--sentences", type=int, default=None, help="first N seed units only")
+    parser.add_argument(
+        "--torch-sizes", type=int, nargs="+", default=None, help="subprocess runs of torch"
+    )
     parser.add_argument("--output", default=str(RESULTS_DIR / "predict_speed.json"))
     parser.add_argument("--child", nargs=3, metavar=("BACKEND", "PRECISION", "N"))
     parser.add_argument("--start", type=float)
@@ -287,7 +293,11 @@ def main() -> None:
     }
     del classifiers, methods, torch_clf
     subprocess_runs = {
-        name: {str(n): run_child(name, n, threads) for n in args.sizes} for name in BACKENDS
+        name: {
+            str(n): run_child(name, n, threads)
+            for n in (args.torch_sizes if name == "torch" and args.torch_sizes else args.sizes)
+        }
+        for name in BACKENDS
     }
     result = {
         "command": "python benchmarks/predict_speed.py " + " ".join(sys.argv[1:]),
