@@ -1,90 +1,352 @@
-"""Sentences per second of ``clf.predict`` against a plain transformers forward pass.
+"""Throughput, agreement, cold start and memory of every way to label sentences.
 
-Both run the same model on the same sentences (every unit of the five seed
-articles) in the same process, alternating round by round so that machine
-noise hits both alike. The plain pass is what a user would write by hand:
-tokenize fixed-size batches in input order, run the encoder and heads under
-``torch.no_grad``. ``clf.predict`` adds length-sorted batching, label
-decisions and result objects.
+The judge of issue 12. On the units of the five seed articles (661, segmented by
+the project's segmenter), in one process and interleaved rounds (so machine
+noise hits every method alike):
 
-    python benchmarks/predict_speed.py [--model DIR] [--rounds 5] [--threads 2]
+- ``pipeline b1`` / ``pipeline b32``: the transformers feature-extraction
+  pipeline on the model's encoder at batch 1 and 32, then pooling and the heads:
+  what a user would write with transformers alone;
+- ``plain forward``: a hand-written forward pass (tokenize, encoder, heads under
+  ``inference_mode``) over batches of 64 sorted by token count;
+- ``clf.predict <backend>``: the classifier on each backend (torch, onnx fp32,
+  onnx int8).
 
-Writes ``benchmarks/results/predict_speed.json``.
+For each: sentences per wall-clock second and per CPU-second of this process
+(min and median over rounds), and how many labels per task each backend
+changes against fp32 torch. Then, in fresh subprocesses with a warm cache:
+cold start (process start to the first label) and peak RSS while labelling 661
+and 6,610 sentences (the seed units ten times). The load average of the machine
+is recorded, since other processes share its cores.
+
+    python benchmarks/predict_speed.py [--rounds 3] [--threads N] [--skip-pipeline]
+
+Writes ``benchmarks/results/predict_speed.json`` and ``predict_speed.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from mineral_stance.corpus import seed_paths, segment_file
-from mineral_stance.model import convert_script
-from mineral_stance.predict import load_classifier
-from mineral_stance.train import tokenize
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BACKENDS = {"torch": ("torch", None), "onnx fp32": ("onnx", "fp32"), "onnx int8": ("onnx", "int8")}
+# the backend the targets apply to: the fast one a user is told to pick
+DEFAULT_FAST = "onnx fp32"
+TARGETS = {"speedup_per_cpu_second": 5.0, "cold_start_seconds": 3.0, "peak_rss_mb": 700.0}
+SIZES = (661, 6610)
 
-RESULTS = Path(__file__).resolve().parent / "results" / "predict_speed.json"
+
+def seed_texts() -> list[str]:
+    from mineral_stance.corpus import seed_paths, segment_file
+
+    return [unit.text for path in seed_paths() for unit in segment_file(path)]
 
 
-def plain_forward(clf, texts: list[str], batch_size: int) -> None:
+def labels(clf, probabilities) -> dict[str, np.ndarray]:
+    decided = probabilities.decide(clf.claim_thresholds)
+    return {"claim_types": decided.claims, "stance": decided.stance, "voice": decided.voice}
+
+
+def changed(a: dict, b: dict) -> dict[str, int]:
+    out = {}
+    for task in a:
+        differs = a[task] != b[task]
+        out[task] = int(differs.any(axis=1).sum() if differs.ndim == 2 else differs.sum())
+    return out
+
+
+# --- The methods, each a function of the sentences ------------------------------------
+
+
+def make_pipeline_method(clf, batch_size: int):
+    import torch
+    from transformers import pipeline
+
+    from mineral_stance.model import convert_script
+
     model, config = clf.model, clf.model.config
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start : start + batch_size]
-            converted = convert_script(batch, config.script)
-            inputs = tokenize(clf.tokenizer, converted, config.text_prefix, config.max_length)
-            logits = model(inputs["input_ids"], inputs["attention_mask"], model.text_cues(batch))
-            torch.sigmoid(logits["claims"]), torch.softmax(logits["stance"], -1)
+    extractor = pipeline(
+        "feature-extraction", model=model.encoder, tokenizer=clf.tokenizer, device="cpu"
+    )
+
+    def run(texts: list[str]) -> None:
+        inputs = [config.text_prefix + t for t in convert_script(texts, config.script)]
+        states = extractor(
+            inputs,
+            batch_size=batch_size,
+            return_tensors=True,
+            tokenize_kwargs={"truncation": True, "max_length": config.max_length},
+        )
+        with torch.inference_mode():
+            for state, text in zip(states, texts, strict=True):
+                mask = torch.ones(state.shape[:2], dtype=torch.long)
+                model.heads(state, mask, model.text_cues([text]))
+
+    return run
+
+
+def make_plain_forward(clf, batch_size: int = 64):
+    import torch
+
+    from mineral_stance.model import convert_script
+    from mineral_stance.train import token_sorted_batches
+
+    model, config = clf.model, clf.model.config
+
+    def run(texts: list[str]) -> None:
+        cues = model.text_cues(texts)
+        converted = convert_script(texts, config.script)
+        with torch.inference_mode():
+            for batch, ids, mask in token_sorted_batches(
+                clf.tokenizer, converted, config.text_prefix, config.max_length, batch_size
+            ):
+                logits = model(torch.from_numpy(ids), torch.from_numpy(mask), cues[batch])
+                torch.sigmoid(logits["claims"]), torch.softmax(logits["stance"], -1)
+
+    return run
+
+
+# --- Subprocess measurements: cold start and peak RSS ------------------------------------
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's over exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(backend: str, precision: str | None, n: int, threads: int | None, start: float) -> None:
+    """Run in a fresh process: load, label one sentence, then n sentences; print JSON."""
+    from mineral_stance.predict import load_classifier
+
+    texts = (seed_texts() * (n // 661 + 1))[:n]
+    clf = load_classifier(threads=threads, backend=backend, precision=precision)
+    clf.predict(texts[:1])
+    cold_start = time.time() - start
+    wall, cpu = time.perf_counter(), time.process_time()
+    clf.predict(texts)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak_mb = peak_rss_mb()
+    print(
+        json.dumps({"cold_start_s": cold_start, "wall_s": wall, "cpu_s": cpu, "peak_mb": peak_mb})
+    )
+
+
+def run_child(name: str, n: int, threads: int | None) -> dict:
+    backend, precision = BACKENDS[name]
+    command = [sys.executable, __file__, "--child", backend, precision or "", str(n)]
+    if threads:
+        command += ["--threads", str(threads)]
+    start = time.time()
+    output = subprocess.run(
+        [*command, "--start", repr(start)], capture_output=True, text=True, check=True
+    ).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    result["sentences_per_second"] = round(n / result["wall_s"], 1)
+    result["sentences_per_cpu_second"] = round(n / result["cpu_s"], 1)
+    return result
+
+
+# --- Report ---------------------------------------------------------------------------
+
+
+def summary(n: int, walls: list[float], cpus: list[float]) -> dict:
+    return {
+        "sentences_per_second": {
+            "min": round(n / max(walls), 1),
+            "median": round(n / statistics.median(walls), 1),
+        },
+        "sentences_per_cpu_second": {
+            "min": round(n / max(cpus), 1),
+            "median": round(n / statistics.median(cpus), 1),
+        },
+        "seconds_per_round": [round(w, 2) for w in walls],
+    }
+
+
+def table(result: dict) -> str:
+    lines = [
+        "| method | sent/s median (min) | sent/CPU-s median (min) | labels changed vs torch "
+        "(claims/stance/voice of 661) |",
+        "|---|---|---|---|",
+    ]
+    for name, m in result["methods"].items():
+        agreement = result["labels_changed_vs_torch"].get(name)
+        changes = "/".join(str(agreement[t]) for t in agreement) if agreement else "–"
+        lines.append(
+            f"| {name} | {m['sentences_per_second']['median']} ({m['sentences_per_second']['min']})"
+            f" | {m['sentences_per_cpu_second']['median']} ({m['sentences_per_cpu_second']['min']})"
+            f" | {changes} |"
+        )
+    sizes = sorted({n for runs in result["subprocess"].values() for n in runs}, key=int)
+    header = "| backend (fresh process) | cold start s | " + " | ".join(
+        f"peak RSS MB @{n} | sent/s @{n}" for n in sizes
+    )
+    lines += ["", header + " |", "|---" * (2 + 2 * len(sizes)) + "|"]
+    for name, runs in result["subprocess"].items():
+        cells = [f"{min(r['cold_start_s'] for r in runs.values()):.1f}"]
+        for n in sizes:
+            run = runs.get(n)
+            cells += (
+                [f"{run['peak_mb']:.0f}", str(run["sentences_per_second"])] if run else ["–"] * 2
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["methods"])
+    per_cpu = [result["methods"][n]["sentences_per_cpu_second"]["median"] for n in names]
+    per_wall = [result["methods"][n]["sentences_per_second"]["median"] for n in names]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for axis, values, title in (
+        (axes[0], per_wall, "sentences per second (median)"),
+        (axes[1], per_cpu, "sentences per CPU-second (median)"),
+    ):
+        axis.barh(names, values, color="#4c72b0")
+        axis.set_title(title)
+        axis.invert_yaxis()
+        for y, value in enumerate(values):
+            axis.text(value, y, f" {value:.0f}", va="center")
+    load = result["load_average"]
+    figure.suptitle(
+        f"{result['sentences']} seed units, {result['threads']} thread(s), "
+        f"load average {load['start'][0]:.1f}→{load['end'][0]:.1f}"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model directory (default: the shipped model)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="default: the idle cores")
+    parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="subprocess runs")
+    parser.add_argument("--sentences", type=int, default=None, help="first N seed units only")
+    parser.add_argument(
+        "--torch-sizes", type=int, nargs="+", default=None, help="subprocess runs of torch"
+    )
+    parser.add_argument("--output", default=str(RESULTS_DIR / "predict_speed.json"))
+    parser.add_argument("--child", nargs=3, metavar=("BACKEND", "PRECISION", "N"))
+    parser.add_argument("--start", type=float)
     args = parser.parse_args()
+    if args.child:
+        backend, precision, n = args.child
+        child(backend, precision or None, int(n), args.threads, args.start)
+        return
 
-    torch.set_num_threads(args.threads)
-    clf = load_classifier(args.model)
-    clf.batch_size = args.batch_size
-    texts = [u.text for path in seed_paths() for u in segment_file(path)]
-    clf.predict(texts[:64])  # warm-up
-    plain_forward(clf, texts[:64], args.batch_size)
+    from mineral_stance.config import inference_threads
+    from mineral_stance.predict import load_classifier
 
-    timings: dict[str, list[float]] = {"clf.predict": [], "plain forward": []}
-    for _ in range(args.rounds):
-        start = time.perf_counter()
-        clf.predict(texts)
-        timings["clf.predict"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        plain_forward(clf, texts, args.batch_size)
-        timings["plain forward"].append(time.perf_counter() - start)
+    load_start = os.getloadavg()
+    threads = inference_threads(args.threads)
+    texts = seed_texts()[: args.sentences]
+    classifiers = {
+        name: load_classifier(threads=threads, backend=b, precision=p)
+        for name, (b, p) in BACKENDS.items()
+    }
+    torch_clf = classifiers["torch"]
+    methods = {}
+    if not args.skip_pipeline:
+        methods["pipeline b1"] = make_pipeline_method(torch_clf, 1)
+        methods["pipeline b32"] = make_pipeline_method(torch_clf, 32)
+    methods["plain forward"] = make_plain_forward(torch_clf)
+    for name, clf in classifiers.items():
+        methods[f"clf.predict {name}"] = clf.predict
+    for method in methods.values():  # warm-up
+        method(texts[:32])
 
+    walls: dict[str, list[float]] = {name: [] for name in methods}
+    cpus: dict[str, list[float]] = {name: [] for name in methods}
+    for round_number in range(args.rounds):
+        for name, method in methods.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            method(texts)
+            walls[name].append(time.perf_counter() - wall)
+            cpus[name].append(time.process_time() - cpu)
+        print(f"round {round_number + 1}: load {os.getloadavg()[0]:.1f}", flush=True)
+
+    reference = labels(torch_clf, torch_clf.predict_proba(texts))
+    agreement = {
+        f"clf.predict {name}": changed(labels(clf, clf.predict_proba(texts)), reference)
+        for name, clf in classifiers.items()
+        if name != "torch"
+    }
+    del classifiers, methods, torch_clf
+    subprocess_runs = {
+        name: {
+            str(n): run_child(name, n, threads)
+            for n in (args.torch_sizes if name == "torch" and args.torch_sizes else args.sizes)
+        }
+        for name in BACKENDS
+    }
     result = {
+        "command": "python benchmarks/predict_speed.py " + " ".join(sys.argv[1:]),
         "sentences": len(texts),
         "rounds": args.rounds,
-        "threads": args.threads,
-        "batch_size": args.batch_size,
-        "machine": {"processor": platform.processor(), "cpus": torch.get_num_threads()},
-        "sentences_per_second": {
-            name: round(len(texts) / statistics.median(values), 1)
-            for name, values in timings.items()
+        "threads": threads,
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "usable_cpus": len(os.sched_getaffinity(0)),
         },
-        "seconds_per_round": {
-            name: [round(v, 3) for v in values] for name, values in timings.items()
-        },
+        "load_average": {"start": load_start, "end": os.getloadavg()},
+        "methods": {name: summary(len(texts), walls[name], cpus[name]) for name in walls},
+        "labels_changed_vs_torch": agreement,
+        "labels_changed_limit": int(0.01 * len(texts)),
+        "subprocess": subprocess_runs,
     }
+    result["targets"] = check_targets(result)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result["sentences_per_second"]))
+    plot(result, output.with_suffix(".png"))
+    print(table(result))
+    print(json.dumps(result["targets"], indent=2))
+
+
+def check_targets(result: dict) -> dict:
+    """Each target of the issue, for the fast default backend: value, target, met."""
+    fast = result["methods"][f"clf.predict {DEFAULT_FAST}"]["sentences_per_cpu_second"]["median"]
+    pipeline = [
+        m["sentences_per_cpu_second"]["median"]
+        for name, m in result["methods"].items()
+        if name.startswith("pipeline")
+    ]
+    runs = result["subprocess"][DEFAULT_FAST]
+    values = {
+        "speedup_per_cpu_second": round(fast / max(pipeline), 2) if pipeline else None,
+        "cold_start_seconds": round(min(r["cold_start_s"] for r in runs.values()), 2),
+        "peak_rss_mb": round(max(r["peak_mb"] for r in runs.values()), 0),
+    }
+    out = {"backend": DEFAULT_FAST}
+    for name, target in TARGETS.items():
+        value = values[name]
+        met = (
+            None
+            if value is None
+            else (value >= target if name.startswith("speed") else value <= target)
+        )
+        out[name] = {"value": value, "target": target, "met": met}
+    return out
 
 
 if __name__ == "__main__":

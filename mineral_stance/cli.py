@@ -421,6 +421,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from mineral_stance.inputs import InputProblem, discover, iter_articles
     from mineral_stance.segment import segment_text
 
+    if args.engine == "ray":
+        return classify_on_ray(args)
     out = Path(args.output) if args.output else None
     summary = Path(args.summary) if args.summary else None
     output_format(out)
@@ -472,7 +474,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
             total = sum(len(segment_text(article.text, article.doc_id)) for article in pending)
             from mineral_stance.predict import load_classifier  # torch loads here, after checks
 
-            classifier = load_classifier(args.model, threads=args.threads)
+            classifier = load_classifier(
+                args.model, threads=args.threads, backend=args.backend, precision=args.precision
+            )
             classifier.batch_size = args.batch_size
             stdout = RecordWriter(None) if output is None else None
             progress = tqdm(desc="classifying", total=total, unit=" sentences",
@@ -672,6 +676,39 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if problems else 0
+def classify_on_ray(args: argparse.Namespace) -> int:
+    """``classify --engine ray``: the same records, as shards in the folder -o (ray_engine)."""
+    from mineral_stance.batch import write_summaries
+    from mineral_stance.ray_engine import classify_with_ray, read_shards, shard_paths
+
+    if not args.output:
+        raise ValueError("--engine ray needs an output folder (-o DIR) for its shards")
+    out = Path(args.output)
+    if args.overwrite:
+        for shard in shard_paths(out):
+            shard.unlink()
+    counts = classify_with_ray(
+        args.paths,
+        out,
+        model=args.model,
+        backend=args.backend,
+        shard_format=args.shard_format,
+        resume=args.resume,
+        actors=args.actors,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        text_field=args.text_field,
+        id_field=args.id_field,
+        text_column=args.text_column,
+        num_cpus=args.ray_cpus,
+        progress=not args.quiet,
+        on_problem=lambda message: print(f"error: {message}", file=sys.stderr),
+    )
+    if args.summary:
+        n = write_summaries(read_shards(out), Path(args.summary))
+        print(f"wrote {n} article summaries to {args.summary}", file=sys.stderr)
+    print(counts.final_line(), file=sys.stderr)
+    return 1 if counts.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -730,7 +767,31 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--summary", help="write per-article summaries here (.jsonl or .csv)")
     classify.add_argument("--model", help="model directory (default: the shipped model)")
     classify.add_argument("--batch-size", type=positive_int, default=64)
-    classify.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    classify.add_argument(
+        "--threads", type=positive_int, default=None, help="CPU threads (default: the idle cores)"
+    )
+    classify.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="run the encoder with torch or ONNX Runtime (the [onnx] extra; faster)",
+    )
+    classify.add_argument(
+        "--precision", choices=("fp32", "int8"), default=None, help="ONNX weights (default fp32)"
+    )
+    classify.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="'ray': a Ray Data pipeline (the [ray] extra) on RAY_ADDRESS or a local Ray",
+    )
+    classify.add_argument(
+        "--shard-format", choices=("parquet", "jsonl"), default="parquet", help="Ray output"
+    )
+    classify.add_argument("--actors", type=positive_int, default=None, help="Ray labelling actors")
+    classify.add_argument(
+        "--ray-cpus", type=positive_int, default=None, help="CPUs of a local Ray (default: all)"
+    )
     classify.add_argument("--resume", action="store_true", help="skip articles already in -o")
     classify.add_argument("--overwrite", action="store_true", help="replace an existing -o")
     classify.add_argument("--text-field", default="text", help="text field of .jsonl input")
@@ -885,7 +946,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:  # an input file that cannot be read or is not valid
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except ValueError as error:  # usage errors, bad models and bad files named by the user
+    except (ValueError, ImportError) as error:  # usage, bad models, an extra not installed
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a file that cannot be read or written

@@ -21,6 +21,7 @@ from mineral_stance.config import (
     STANCES,
     VOICES,
     TrainConfig,
+    inference_threads,
 )
 from mineral_stance.labels import Probabilities, Targets, label_dicts
 from mineral_stance.model import MultiTaskModel, from_pretrained, save_pretrained
@@ -147,6 +148,10 @@ class StanceClassifier:
         """``clf(texts)`` is ``clf.predict(texts)``, as with a transformers pipeline."""
         return self.predict(texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
 
+    def _model_probabilities(self, sentences: list[str], batch_size: int) -> Probabilities:
+        """The model's probabilities for sentences cut to fit: the seam a backend replaces."""
+        return predict_probabilities(self._require_model(), self.tokenizer, sentences, batch_size)
+
     def _probabilities(
         self, sentences: list[str], batch_size: int | None, show_progress_bar: bool
     ) -> tuple[Probabilities, list[bool]]:
@@ -160,7 +165,7 @@ class StanceClassifier:
         if not sentences:
             probabilities = Probabilities.empty()
         elif not show_progress_bar:
-            probabilities = predict_probabilities(model, self.tokenizer, sentences, batch_size)
+            probabilities = self._model_probabilities(sentences, batch_size)
         else:
             # chunks of several batches: the bar moves, each chunk still sorted by length
             chunk = batch_size * PROGRESS_CHUNK_BATCHES
@@ -168,7 +173,7 @@ class StanceClassifier:
             with tqdm(total=len(sentences), unit=" sentences", desc="predicting") as bar:
                 for start in range(0, len(sentences), chunk):
                     part = sentences[start : start + chunk]
-                    parts.append(predict_probabilities(model, self.tokenizer, part, batch_size))
+                    parts.append(self._model_probabilities(part, batch_size))
                     bar.update(len(part))
             probabilities = Probabilities.concatenate(parts)
         config = model.config
@@ -265,10 +270,30 @@ def _probability_dict(probabilities: Probabilities, row: int) -> dict[str, float
     return {name: float(value) for name, value in values.items()}
 
 
-def load_classifier(directory: str | Path | None = None, threads: int | None = None):
-    """The shipped model (or one saved at ``directory``), loaded offline."""
-    if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a whole number of at least 1, got {threads!r}")
-        torch.set_num_threads(threads)
-    return StanceClassifier.from_pretrained(directory or SHIPPED_MODEL_DIR)
+def load_classifier(
+    directory: str | Path | None = None,
+    threads: int | None = None,
+    backend: str = "torch",
+    precision: str | None = None,
+):
+    """The shipped model (or one saved at ``directory``), loaded offline.
+
+    ``backend="onnx"`` runs the encoder with ONNX Runtime (``pip install
+    "mineral-stance[onnx]"``; exported once to the user cache, see
+    ``onnx_backend``), with ``precision`` "fp32" or "int8". ``threads`` defaults
+    to the cores not kept busy by other processes (``config.inference_threads``).
+    """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a whole number of at least 1, got {threads!r}")
+    directory = directory or SHIPPED_MODEL_DIR
+    if backend == "onnx":
+        from mineral_stance.onnx_backend import DEFAULT_PRECISION, OnnxStanceClassifier
+
+        return OnnxStanceClassifier.from_pretrained(
+            directory, precision=precision or DEFAULT_PRECISION, threads=threads
+        )
+    if backend != "torch":
+        raise ValueError(f"unknown backend {backend!r} (use 'torch' or 'onnx')")
+    torch.set_num_threads(inference_threads(threads))
+    return StanceClassifier.from_pretrained(directory)

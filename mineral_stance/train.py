@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from mineral_stance.config import TrainConfig
 from mineral_stance.cues import CUE_NAMES
@@ -253,6 +252,10 @@ def fit(
     """Train a model from scratch on (texts, targets); return it in eval mode, with tokenizer."""
     if config.head_init not in ("random", "linear_probe"):  # before the costly encoding pass
         raise ValueError(f"unknown head_init {config.head_init!r} (use 'random' or 'linear_probe')")
+    # imported here, not at the top: transformers' optimisation module pulls in
+    # trainer_utils and peft, seconds of start-up that predicting never needs
+    from transformers import get_linear_schedule_with_warmup
+
     set_seed(config.seed)
     torch.set_num_threads(config.threads)
     encoder, tokenizer = load_encoder(config.base_model)
@@ -348,26 +351,46 @@ def fit(
     return model, tokenizer
 
 
+def token_sorted_batches(
+    tokenizer, texts: list[str], prefix: str, max_length: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(positions, input_ids, attention_mask) batches of texts of similar token count.
+
+    Texts are tokenized once, then sorted by their number of tokens (not
+    characters: Chinese and English differ several-fold in characters per
+    token), so each padded batch wastes little of the encoder's work.
+    """
+    encoded = tokenizer(
+        [prefix + text for text in texts], truncation=True, max_length=max_length
+    )["input_ids"]
+    order = np.argsort([len(ids) for ids in encoded], kind="stable")
+    pad_id = tokenizer.pad_token_id or 0
+    for start in range(0, len(texts), batch_size):
+        positions = order[start : start + batch_size]
+        width = max(len(encoded[i]) for i in positions)
+        input_ids = np.full((len(positions), width), pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(positions), width), dtype=np.int64)
+        for row, i in enumerate(positions):
+            input_ids[row, : len(encoded[i])] = encoded[i]
+            attention_mask[row, : len(encoded[i])] = 1
+        yield positions, input_ids, attention_mask
+
+
 @torch.inference_mode()
 def predict_probabilities(
     model: MultiTaskModel, tokenizer, texts: list[str], batch_size: int = 64
 ) -> Probabilities:
-    """Probabilities for every text, batched by length (sorted), returned in input order."""
+    """Probabilities for every text, batched by token count, returned in input order."""
     config = model.config
-    order = np.argsort([len(text) for text in texts], kind="stable")
+    converted = convert_script(texts, config.script)
+    cues = model.text_cues(texts)
     claims = np.zeros((len(texts), len(config.claim_types)), dtype=np.float32)
     stance = np.zeros((len(texts), len(config.stances)), dtype=np.float32)
     voice = np.zeros((len(texts), len(config.voices)), dtype=np.float32)
-    for start in range(0, len(texts), batch_size):
-        batch = order[start : start + batch_size]
-        batch_texts = [texts[i] for i in batch]
-        inputs = tokenize(
-            tokenizer,
-            convert_script(batch_texts, config.script),
-            config.text_prefix,
-            config.max_length,
-        )
-        logits = model(inputs["input_ids"], inputs["attention_mask"], model.text_cues(batch_texts))
+    for batch, input_ids, attention_mask in token_sorted_batches(
+        tokenizer, converted, config.text_prefix, config.max_length, batch_size
+    ):
+        logits = model(torch.from_numpy(input_ids), torch.from_numpy(attention_mask), cues[batch])
         claims[batch] = torch.sigmoid(logits["claims"]).numpy()
         stance[batch] = torch.softmax(logits["stance"], -1).numpy()
         voice[batch] = torch.softmax(logits["voice"], -1).numpy()

@@ -221,3 +221,18 @@ def test_resolve_passes_other_names_through(name: str) -> None:
 def test_resolve_default_uses_materialised_dir(hf_dir: Path, root: Path, monkeypatch) -> None:
     monkeypatch.setattr(base_encoder, "cache_dir", lambda: root.parent)
     assert resolve_base_model(DEFAULT_BASE_MODEL) == str(hf_dir)
+
+
+def test_stamped_checksums_hash_a_file_again_only_when_it_changes(tmp_path, monkeypatch):
+    monkeypatch.setattr(base_encoder, "cache_dir", lambda: tmp_path / "cache")
+    hashed = []
+    real_sha256 = base_encoder._sha256
+    monkeypatch.setattr(base_encoder, "_sha256", lambda p: hashed.append(p) or real_sha256(p))
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"a" * 1000)
+    first = base_encoder.stamped_sha256(weights)
+    assert base_encoder.stamped_sha256(weights) == first and len(hashed) == 1  # from the stamp
+    weights.write_bytes(b"b" * 1000)  # same size, new content and mtime
+    assert base_encoder.stamped_sha256(weights) != first and len(hashed) == 2
+    (tmp_path / "cache" / base_encoder.CHECKSUM_STAMPS_NAME).write_text("{not json")
+    assert base_encoder.stamped_sha256(weights) == real_sha256(weights)  # a bad stamp file: rehash

@@ -285,3 +285,24 @@ def test_a_frozen_encoder_model_saves_only_heads_and_config(tiny_base_model, tmp
     assert {p.name for p in directory.iterdir()} == {"config.json", "heads.safetensors"}
     again = StanceClassifier.from_pretrained(directory).predict_proba(texts)
     assert np.allclose(again.stance, classifier.predict_proba(texts).stance, atol=1e-5)
+
+
+def test_predict_batches_hold_texts_of_similar_token_count(tiny_base_model):
+    from mineral_stance.train import token_sorted_batches
+
+    _, tokenizer = load_encoder(str(tiny_base_model))
+    texts = [
+        "短句。",
+        "这是一个长得多的句子，有很多很多的字，来自关键矿产的评论文章。",
+        "中等长度的句子。",
+    ] * 3
+    seen, widths = [], []
+    for positions, input_ids, attention_mask in token_sorted_batches(tokenizer, texts, "", 128, 2):
+        assert input_ids.shape == attention_mask.shape
+        widths.append(input_ids.shape[1])
+        for row, i in enumerate(positions):  # the row is text i, tokenized, then padding
+            ids = tokenizer(texts[i], truncation=True, max_length=128)["input_ids"]
+            assert list(input_ids[row, : len(ids)]) == ids and attention_mask[row].sum() == len(ids)
+        seen.extend(positions)
+    assert sorted(seen) == list(range(len(texts)))
+    assert widths == sorted(widths)  # shortest first: little padding in any batch

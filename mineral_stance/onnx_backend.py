@@ -1,0 +1,403 @@
+"""The fast CPU backend: the encoder run by ONNX Runtime instead of torch.
+
+``load_classifier(backend="onnx")`` (``classify --backend onnx``) gives a
+classifier with the same API and the same labels. The first load exports the
+model's encoder (any LoRA adapter or trained top layers merged in, mean pooling
+and L2 normalisation included) to an ONNX file in the user cache::
+
+    ~/.cache/mineral-stance/onnx/<model>-<key>-<precision>/encoder.onnx
+                                                          manifest.json
+
+``key`` is a hash of everything the encoder is made of (the base encoder's
+weights, the adapter or top layers, the export settings), so a retrained model
+or a new base encoder gets a new file, and the manifest's sha256 of the file is
+checked (through a size+mtime stamp) on every load: a damaged, truncated or
+stale file is rebuilt, never used. The three heads are a few kB of weights and
+run in numpy from the model directory, so a change of thresholds needs no export.
+
+Precisions (measured in ``benchmarks/predict_speed.py`` against fp32 torch on
+the seed units; the default must change at most 1% of labels per task):
+
+- ``fp32``: the exported graph as it is; the same labels as torch;
+- ``int8``: per-channel dynamic int8 weights for the transformer layers'
+  matrix products, except the ones listed in ``INT8_FP32_NODES`` (kept in fp32
+  because int8 there moved stance labels), and the word-embedding matrix (two
+  thirds of the model's weights) stored in fp16, which halves its memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mineral_stance.base_encoder import resolve_base_model, stamped_sha256
+from mineral_stance.config import cache_dir, inference_threads
+from mineral_stance.cues import cue_features
+from mineral_stance.labels import Probabilities
+from mineral_stance.model import (
+    ADAPTER_DIR,
+    HEADS_NAME,
+    TOP_LAYERS_NAME,
+    ModelConfig,
+    convert_script,
+)
+from mineral_stance.predict import StanceClassifier
+
+# bump when the exported graph changes, so old cache entries are not reused
+EXPORT_VERSION = 2
+PRECISIONS = ("fp32", "int8")
+DEFAULT_PRECISION = "fp32"
+ONNX_NAME = "encoder.onnx"
+MANIFEST_NAME = "manifest.json"
+OPSET = 17
+# matrix products the int8 precision leaves in fp32 (regular expressions over ONNX
+# node names): every layer's feed-forward output (its input, after GELU, has
+# outliers that per-tensor activation quantisation crushes) and the whole first
+# layer. Measured on the 661 seed units against fp32 torch: quantising every
+# MatMul changed 9/15/4 claim/stance/voice labels; this set changes 3/5/3 (<1%).
+INT8_FP32_NODES: tuple[str, ...] = (r"layer\.\d+/output/dense/", r"layer\.0/")
+# output of the model -> its head's parameter prefix in heads.safetensors
+HEADS = {"claims": "claim_head", "stance": "stance_head", "voice": "voice_head"}
+
+
+def onnx_cache_root() -> Path:
+    return cache_dir() / "onnx"
+
+
+# --- What the exported file is made of ------------------------------------------
+
+
+def _weight_files(directory: Path) -> list[Path]:
+    patterns = ("*.safetensors", "*.bin", "config.json")
+    return sorted({p for pattern in patterns for p in directory.glob(pattern) if p.is_file()})
+
+
+def encoder_key(model_dir: Path, config: ModelConfig, precision: str) -> str:
+    """Hash of the encoder's ingredients: base weights, adapter or top layers, settings."""
+    base = Path(resolve_base_model(config.base_model))
+    parts: dict[str, object] = {
+        "export_version": EXPORT_VERSION,
+        "precision": precision,
+        "int8_fp32_nodes": list(INT8_FP32_NODES) if precision == "int8" else [],
+        "method": config.method,
+        "base": {p.name: stamped_sha256(p) for p in _weight_files(base)} if base.is_dir() else "",
+        "base_model": config.base_model,
+    }
+    if config.method == "lora":
+        adapter = model_dir / ADAPTER_DIR
+        parts["adapter"] = {
+            p.name: stamped_sha256(p) for p in sorted(adapter.glob("*")) if p.is_file()
+        }
+    elif config.method == "top_layers":
+        parts["top_layers"] = stamped_sha256(model_dir / TOP_LAYERS_NAME)
+    text = json.dumps(parts, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def onnx_directory(model_dir: Path, config: ModelConfig, precision: str) -> Path:
+    key = encoder_key(model_dir, config, precision)
+    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in model_dir.resolve().name)
+    return onnx_cache_root() / f"{name}-{key[:16]}-{precision}"
+
+
+def _is_sound(directory: Path) -> bool:
+    """True when the manifest is there and the ONNX file's size and sha256 match it."""
+    try:
+        manifest = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+        path = directory / ONNX_NAME
+        return (
+            path.stat().st_size == manifest["size"] and stamped_sha256(path) == manifest["sha256"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+# --- Export -------------------------------------------------------------------------
+
+
+def _export_fp32(model_dir: Path, path: Path) -> None:
+    """The torch encoder (adapter merged) + mean pooling + L2 norm, as one ONNX graph."""
+    import torch
+    from torch import nn
+
+    from mineral_stance.model import from_pretrained, sentence_vector
+
+    model, _ = from_pretrained(model_dir)
+
+    class SentenceEncoder(nn.Module):
+        def __init__(self, encoder: nn.Module):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            states = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask
+            ).last_hidden_state
+            return sentence_vector(states, attention_mask)
+
+    wrapper = SentenceEncoder(model.encoder).eval()
+    example = (
+        torch.ones((2, 8), dtype=torch.long),
+        torch.ones((2, 8), dtype=torch.long),
+    )
+    # the tracer warns about Python conditions in transformers' mask code; they
+    # hold for every input (the attention mask always covers the whole batch)
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            example,
+            str(path),
+            dynamo=False,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["sentence_vector"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+                "sentence_vector": {0: "batch"},
+            },
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
+
+
+def _embeddings_to_fp16(path: Path) -> None:
+    """Store the word-embedding matrix in fp16 (cast back to fp32 after the lookup)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    for node in list(graph.node):
+        if node.op_type != "Gather" or node.input[0] not in initializers:
+            continue
+        table = initializers[node.input[0]]
+        weights = numpy_helper.to_array(table)
+        if "word_embeddings" not in table.name or weights.dtype != np.float32:
+            continue
+        table.CopyFrom(numpy_helper.from_array(weights.astype(np.float16), table.name))
+        gathered = node.output[0]
+        half = gathered + "_fp16"
+        node.output[0] = half
+        cast = helper.make_node(
+            "Cast", [half], [gathered], to=onnx.TensorProto.FLOAT, name=node.name + "_to_fp32"
+        )
+        graph.node.insert(list(graph.node).index(node) + 1, cast)
+    onnx.save(model, str(path))
+
+
+def _quantise_int8(source: Path, target: Path) -> None:
+    """Per-channel dynamic int8 weights for MatMuls, except the nodes kept in fp32."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    names = [node.name for node in onnx.load(str(source)).graph.node if node.op_type == "MatMul"]
+    excluded = [name for name in names if any(re.search(p, name) for p in INT8_FP32_NODES)]
+    quantize_dynamic(
+        source,
+        target,
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul"],
+        nodes_to_exclude=excluded,
+        # attention scores (activation x activation) stay fp32: only weights are int8
+        extra_options={"MatMulConstBOnly": True},
+    )
+    _embeddings_to_fp16(target)
+
+
+def export_encoder(model_dir: str | Path, precision: str = DEFAULT_PRECISION) -> Path:
+    """The model's encoder as an ONNX file in the user cache, exported if missing or damaged.
+
+    Written to a temporary sibling directory and renamed into place, so an
+    interrupted export never leaves a half-written file that looks finished.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (use {' or '.join(PRECISIONS)})")
+    model_dir = Path(model_dir)
+    config = ModelConfig.load(model_dir)
+    directory = onnx_directory(model_dir, config, precision)
+    if _is_sound(directory):
+        return directory / ONNX_NAME
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        fp32 = temporary / "fp32.onnx"
+        _export_fp32(model_dir, fp32)
+        if precision == "int8":
+            _quantise_int8(fp32, temporary / ONNX_NAME)
+            fp32.unlink()
+        else:
+            fp32.rename(temporary / ONNX_NAME)
+        exported = temporary / ONNX_NAME
+        manifest = {
+            "model_dir": str(model_dir.resolve()),
+            "precision": precision,
+            "export_version": EXPORT_VERSION,
+            "size": exported.stat().st_size,
+            "sha256": stamped_sha256(exported),
+        }
+        (temporary / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        temporary.chmod(0o755)
+        if directory.exists():  # stale or damaged: move aside, then delete
+            shutil.rmtree(directory, ignore_errors=True)
+        try:
+            os.replace(temporary, directory)
+        except OSError:
+            if not _is_sound(directory):  # another process won the race with a sound file
+                raise
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    _remove_stale_exports(directory)
+    return directory / ONNX_NAME
+
+
+def _remove_stale_exports(current: Path) -> None:
+    """Delete older exports of the same model and precision (hundreds of MB each)."""
+    name, _, precision = current.name.rpartition("-")
+    name = name.rsplit("-", 1)[0]
+    for other in current.parent.glob(f"{name}-*-{precision}"):
+        if other != current and other.is_dir() and other.name.count("-") == current.name.count("-"):
+            shutil.rmtree(other, ignore_errors=True)
+
+
+# --- Inference ---------------------------------------------------------------------
+
+
+def onnxruntime():
+    """The onnxruntime module, or an error that says which extra to install."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError(
+            'the onnx backend needs ONNX Runtime: pip install "mineral-stance[onnx]"'
+        ) from None
+    return onnxruntime
+
+
+def make_session(path: Path, threads: int):
+    """An ONNX Runtime session on ``threads`` CPU threads, all graph optimisations on."""
+    ort = onnxruntime()
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@dataclass
+class OnnxModel:
+    """What the ONNX classifier holds: the session, the heads' weights, the config."""
+
+    config: ModelConfig
+    session: object
+    heads: dict[str, np.ndarray]
+    path: Path
+
+    def sentence_vectors(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        return self.session.run(["sentence_vector"], feed)[0]
+
+    def logits(self, vectors: np.ndarray, cues: np.ndarray) -> dict[str, np.ndarray]:
+        features = np.concatenate([vectors, cues], axis=1) if self.config.text_cues else vectors
+        return {
+            task: features @ self.heads[f"{head}.weight"].T + self.heads[f"{head}.bias"]
+            for task, head in HEADS.items()
+        }
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _load_heads(model_dir: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    weights = load_file(model_dir / HEADS_NAME)
+    return {
+        name: weights[name].astype(np.float32)
+        for head in HEADS.values()
+        for name in (f"{head}.weight", f"{head}.bias")
+    }
+
+
+class OnnxStanceClassifier(StanceClassifier):
+    """The classifier with its encoder run by ONNX Runtime; predictions as the torch one."""
+
+    name = "onnx"
+
+    def _model_probabilities(self, texts: list[str], batch_size: int) -> Probabilities:
+        """The encoder run by ONNX Runtime, the heads in numpy (the torch path's seam)."""
+        from mineral_stance.train import token_sorted_batches
+
+        model = self._require_model()
+        config = model.config
+        claims = np.zeros((len(texts), len(config.claim_types)), dtype=np.float32)
+        stance = np.zeros((len(texts), len(config.stances)), dtype=np.float32)
+        voice = np.zeros((len(texts), len(config.voices)), dtype=np.float32)
+        if not texts:
+            return Probabilities(claims, stance, voice)
+        texts = list(texts)
+        cues = cue_features(texts, config.text_cues)
+        for batch, input_ids, attention_mask in token_sorted_batches(
+            self.tokenizer,
+            convert_script(texts, config.script),
+            config.text_prefix,
+            config.max_length,
+            batch_size,
+        ):
+            logits = model.logits(model.sentence_vectors(input_ids, attention_mask), cues[batch])
+            claims[batch] = 1.0 / (1.0 + np.exp(-logits["claims"]))
+            stance[batch] = _softmax(logits["stance"])
+            voice[batch] = _softmax(logits["voice"])
+        return Probabilities(claims=claims, stance=stance, voice=voice)
+
+    def fit(self, *args, **kwargs):
+        raise NotImplementedError("train with the torch backend; load the result with 'onnx'")
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        raise NotImplementedError(
+            "an ONNX classifier is read from a saved model; save with the torch backend"
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        precision: str = DEFAULT_PRECISION,
+        threads: int | None = None,
+    ) -> OnnxStanceClassifier:
+        from transformers import AutoTokenizer
+
+        from mineral_stance.model import quiet_transformers
+
+        onnxruntime()  # before an export that would be of no use
+        directory = Path(directory)
+        config = ModelConfig.load(directory)
+        path = export_encoder(directory, precision)
+        try:
+            session = make_session(path, inference_threads(threads))
+        except Exception:  # unreadable despite its checksum (e.g. written by another version)
+            shutil.rmtree(path.parent, ignore_errors=True)
+            path = export_encoder(directory, precision)
+            session = make_session(path, inference_threads(threads))
+        classifier = cls()
+        with quiet_transformers():
+            classifier.tokenizer = AutoTokenizer.from_pretrained(
+                resolve_base_model(config.base_model)
+            )
+        classifier.model = OnnxModel(config, session, _load_heads(directory), path)
+        return classifier

@@ -1,0 +1,118 @@
+"""The ONNX Runtime backend gives the torch backend's labels, from a sound cached export."""
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file, save_file
+
+from mineral_stance import onnx_backend
+from mineral_stance.corpus import seed_paths, segment_file
+from mineral_stance.labels import label_dicts
+from mineral_stance.model import ModelConfig
+from mineral_stance.predict import load_classifier
+
+SENTENCES = [
+    "美国应与盟友合作，确保供应链安全。",
+    "中國一直供應美國54%的鍺,53%的鎵。",
+    "The Minerals Security Partnership (MSP) was launched in 2022.",
+    "这并非中国最后一次诉诸经济胁迫。",
+    "美国主导关键矿产联盟是出于一已私利。",
+]
+
+
+@pytest.fixture
+def onnx_cache(tmp_path, monkeypatch):
+    """Exports of tiny models go to a temporary cache, not the user's."""
+    root = tmp_path / "onnx-cache"
+    monkeypatch.setattr(onnx_backend, "onnx_cache_root", lambda: root)
+    return root
+
+
+def labels(classifier, texts):
+    return label_dicts(classifier.predict_proba(texts).decide(classifier.claim_thresholds))
+
+
+def test_onnx_gives_the_torch_labels_and_probabilities_on_a_tiny_model(tiny_model_dir, onnx_cache):
+    torch_clf = load_classifier(tiny_model_dir, threads=1)
+    onnx_clf = load_classifier(tiny_model_dir, threads=1, backend="onnx")
+    # the tiny model was trained with LoRA: the export must have the adapter merged
+    assert ModelConfig.load(tiny_model_dir).method == "lora"
+    expected, got = torch_clf.predict_proba(SENTENCES), onnx_clf.predict_proba(SENTENCES)
+    np.testing.assert_allclose(got.stance, expected.stance, atol=1e-5)
+    np.testing.assert_allclose(got.claims, expected.claims, atol=1e-5)
+    np.testing.assert_allclose(got.voice, expected.voice, atol=1e-5)
+    assert labels(onnx_clf, SENTENCES) == labels(torch_clf, SENTENCES)
+    records = onnx_clf.classify_article("美国关键矿产联盟\n\n美国应与盟友合作。\n").to_pandas()
+    assert len(records) == 2 and set(records["stance"]) <= {
+        "support",
+        "oppose",
+        "neutral",
+        "unrelated",
+    }
+
+
+def test_int8_export_is_smaller_and_close_to_fp32(tiny_model_dir, onnx_cache):
+    fp32 = onnx_backend.export_encoder(tiny_model_dir, "fp32")
+    int8 = onnx_backend.export_encoder(tiny_model_dir, "int8")
+    assert fp32.parent != int8.parent
+    assert int8.stat().st_size < fp32.stat().st_size
+    torch_clf = load_classifier(tiny_model_dir, threads=1)
+    int8_clf = load_classifier(tiny_model_dir, threads=1, backend="onnx", precision="int8")
+    difference = np.abs(
+        int8_clf.predict_proba(SENTENCES).stance - torch_clf.predict_proba(SENTENCES).stance
+    )
+    assert difference.max() < 0.05
+
+
+def test_a_damaged_export_is_rebuilt(tiny_model_dir, onnx_cache):
+    path = onnx_backend.export_encoder(tiny_model_dir)
+    manifest = json.loads((path.parent / onnx_backend.MANIFEST_NAME).read_text())
+    reference = load_classifier(tiny_model_dir, threads=1, backend="onnx").predict_proba(SENTENCES)
+
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # same size, garbage in the middle
+    path.write_bytes(bytes(data))
+    assert not onnx_backend._is_sound(path.parent)
+    rebuilt = load_classifier(tiny_model_dir, threads=1, backend="onnx")
+    assert onnx_backend._is_sound(path.parent)
+    assert onnx_backend.stamped_sha256(path) == manifest["sha256"]
+    np.testing.assert_allclose(rebuilt.predict_proba(SENTENCES).stance, reference.stance, atol=1e-6)
+
+    path.write_bytes(b"not an onnx file")  # truncated
+    load_classifier(tiny_model_dir, threads=1, backend="onnx")
+    assert path.stat().st_size == manifest["size"]
+
+
+def test_a_changed_adapter_gets_a_new_export_and_the_stale_one_goes(
+    tiny_model_dir, tmp_path, onnx_cache
+):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, copy)
+    before = onnx_backend.export_encoder(copy).parent
+    adapter = next((copy / "adapter").glob("*.safetensors"))
+    weights = load_file(adapter)
+    save_file({name: tensor * 1.5 for name, tensor in weights.items()}, adapter)  # retrained
+    after = onnx_backend.export_encoder(copy).parent
+    assert after != before and after.is_dir()
+    assert not before.exists()
+
+
+def test_unknown_backend_and_precision_are_refused(tiny_model_dir, onnx_cache):
+    with pytest.raises(ValueError, match="unknown backend"):
+        load_classifier(tiny_model_dir, backend="tensorrt")
+    with pytest.raises(ValueError, match="unknown precision"):
+        load_classifier(tiny_model_dir, backend="onnx", precision="int4")
+
+
+def test_shipped_model_onnx_default_agrees_with_torch_on_seed_units():
+    """The shipped default changes at most 1% of labels per task (measured on all
+    661 seed units by benchmarks/predict_speed.py; a spread sample of them here)."""
+    texts = [u.text for path in seed_paths() for u in segment_file(path)][::4]
+    torch_labels = labels(load_classifier(), texts)
+    onnx_labels = labels(load_classifier(backend="onnx"), texts)
+    for task in ("claim_types", "stance", "voice"):
+        changed = sum(a[task] != b[task] for a, b in zip(torch_labels, onnx_labels, strict=True))
+        assert changed <= 0.01 * len(texts), (task, changed)

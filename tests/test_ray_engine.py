@@ -1,0 +1,99 @@
+"""The Ray engine writes the local engine's records, as resumable shards."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import ray
+
+from mineral_stance.cli import main
+from mineral_stance.corpus import seed_paths
+from mineral_stance.ray_engine import read_shards, shard_paths
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray with 2 CPUs for the module, as on a 2-core laptop."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def normalise(records: pd.DataFrame) -> tuple[list[dict], np.ndarray]:
+    """Records sorted by unit without their probabilities, and the probabilities apart
+    (absent, NaN, for units the model does not label)."""
+    rows = sorted(records.to_dict("records"), key=lambda r: (r["doc_id"], r["index"]))
+    columns = sorted(k for k in records.columns if k.startswith("p_"))
+    labels = [
+        {k: list(v) if k == "claim_types" else v for k, v in r.items() if not k.startswith("p_")}
+        for r in rows
+    ]
+    probabilities = np.array([[r.get(k, np.nan) for k in columns] for r in rows], dtype=float)
+    return labels, probabilities
+
+
+def assert_same_records(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    actual_labels, actual_p = normalise(actual)
+    expected_labels, expected_p = normalise(expected)
+    assert actual_labels == expected_labels
+    # the same model; only batch composition (padding) differs, so float noise alone
+    np.testing.assert_allclose(actual_p, expected_p, atol=2e-4)
+
+
+def test_ray_records_equal_the_local_records_and_resume(
+    tiny_model_dir, tmp_path, local_ray, capsys
+):
+    seeds = [str(p) for p in seed_paths()]
+    local = tmp_path / "local.jsonl"
+    assert main(["classify", *seeds, "--model", str(tiny_model_dir), "-o", str(local), "-q"]) == 0
+    shards = tmp_path / "shards"
+    args = ["classify", *seeds, "--model", str(tiny_model_dir), "-o", str(shards), "-q"]
+    assert (
+        main([*args, "--engine", "ray", "--actors", "1", "--summary", str(tmp_path / "s.csv")]) == 0
+    )
+    expected = pd.DataFrame([json.loads(line) for line in local.read_text().splitlines()])
+    assert_same_records(read_shards(shards), expected)
+    assert len(pd.read_csv(tmp_path / "s.csv")) == len(seeds)
+    assert "5 article(s) done" in capsys.readouterr().err
+
+    # an existing output is never overwritten without --resume or --overwrite
+    assert main([*args, "--engine", "ray"]) == 2
+    # a lost shard: --resume redoes only its articles, nothing is duplicated
+    first = shard_paths(shards)[0]
+    lost = set(pd.read_parquet(first)["doc_id"])
+    first.unlink()
+    assert main([*args, "--engine", "ray", "--resume", "--shard-format", "jsonl"]) == 0
+    err = capsys.readouterr().err
+    assert f"{len(lost)} article(s) done, {len(seeds) - len(lost)} skipped" in err
+    assert_same_records(read_shards(shards), expected)
+
+
+def test_ray_engine_reports_bad_inputs_and_refuses_stdin(
+    tiny_model_dir, tmp_path, local_ray, capsys
+):
+    good = tmp_path / "a.txt"
+    good.write_text("美国应与盟友合作，确保供应链安全。\n", encoding="utf-8")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    out = tmp_path / "out"
+    status = main(
+        [
+            "classify",
+            str(good),
+            str(empty),
+            "--model",
+            str(tiny_model_dir),
+            "-o",
+            str(out),
+            "--engine",
+            "ray",
+            "--shard-format",
+            "jsonl",
+            "-q",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 1 and "empty.txt" in err and "1 article(s) done, 0 skipped, 1 failed" in err
+    assert list(read_shards(out)["doc_id"]) == ["a"]
+    assert main(["classify", "-", "-o", str(tmp_path / "x"), "--engine", "ray"]) == 2
