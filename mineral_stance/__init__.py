@@ -6,7 +6,7 @@ clf.predict(["美国应与盟友合作，确保供应链安全。"]).to_pandas()
 """
 
 __version__ = "0.1.0"
-__all__ = ["load_classifier", "StanceClassifier"]
+__all__ = ["load_classifier", "StanceClassifier", "load_corpus"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from mineral_stance import predict
 
         return getattr(predict, name)
+    if name == "load_corpus":
+        from mineral_stance.dataset import load_corpus
+
+        return load_corpus
     raise AttributeError(name)

@@ -99,3 +99,9 @@ def test_an_annotation_file_without_metadata_is_cross_validated_by_document(tmp_
     assert set(frame["perspective"]) == {"unknown"}
     with pytest.raises(ValueError, match="no article metadata for doc_id"):
         corpus_frame(gold)
+
+
+def test_load_corpus_is_importable_from_the_package():
+    import mineral_stance
+
+    assert mineral_stance.load_corpus is load_corpus
