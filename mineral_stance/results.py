@@ -157,9 +157,10 @@ class ArticleResult:
 
 
 def prediction_columns() -> list[str]:
-    """Columns of ``Predictions.to_pandas()``: the text, the labels, then every probability."""
+    """Columns of ``Predictions.to_pandas()``: the text, the labels, whether the text was cut
+    to the model's length, then every probability."""
     return (
-        ["text", "claim_types", "stance", "voice"]
+        ["text", "claim_types", "stance", "voice", "truncated"]
         + [f"p_claim_{name}" for name in CLAIM_TYPES]
         + [f"p_stance_{name}" for name in STANCES]
         + [f"p_voice_{name}" for name in VOICES]

@@ -56,7 +56,7 @@ class FakeClassifier:
 def fake_model(monkeypatch):
     loaded = []
 
-    def load(directory=None, threads=None):
+    def load(directory=None, threads=None, backend="torch", precision=None):
         if directory == "missing-model":
             raise ValueError("missing-model: no such model directory")
         loaded.append(directory)
