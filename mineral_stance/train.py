@@ -131,19 +131,31 @@ def frozen_states(
     max_length: int,
     first_trained: int,
 ) -> list[torch.Tensor]:
-    """Per sentence, the hidden states entering the first trained layer (no padding)."""
+    """Per sentence, the hidden states entering the first trained layer (no padding).
+
+    The layers below ``first_trained`` are the base encoder's own, never trained,
+    so a sentence's states depend only on the base model, the prefix, the length
+    limit and the layer: they are computed once per process and reused by every
+    cross-validation fold and the final fit.
+    """
     base = underlying_model(encoder)
     base.eval()
-    states: list[torch.Tensor] = [torch.empty(0)] * len(texts)
-    order = np.argsort([len(text) for text in texts], kind="stable")
-    for start in range(0, len(texts), 32):
+    key = (getattr(base.config, "_name_or_path", ""), prefix, max_length, first_trained)
+    known = _STATE_CACHE.setdefault(key, {})
+    missing = [i for i, text in enumerate(texts) if text not in known]
+    order = sorted(missing, key=lambda i: len(texts[i]))
+    for start in range(0, len(order), 32):
         batch = order[start : start + 32]
         inputs = tokenize(tokenizer, [texts[i] for i in batch], prefix, max_length)
         hidden = base(**inputs, output_hidden_states=True).hidden_states[first_trained]
         for row, index in enumerate(batch):
             length = int(inputs["attention_mask"][row].sum())
-            states[index] = hidden[row, :length].clone()
-    return states
+            known[texts[index]] = hidden[row, :length].clone()
+    return [known[text] for text in texts]
+
+
+# (base model, prefix, max_length, layer) -> sentence -> frozen states; see frozen_states
+_STATE_CACHE: dict[tuple, dict[str, torch.Tensor]] = {}
 
 
 def run_top_layers(
