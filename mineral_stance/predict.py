@@ -25,7 +25,7 @@ from mineral_stance.config import (
 )
 from mineral_stance.labels import Probabilities, Targets, label_dicts
 from mineral_stance.model import MultiTaskModel, from_pretrained, save_pretrained
-from mineral_stance.results import ArticleResult, Predictions
+from mineral_stance.results import ArticleResult, Predictions, prediction_columns
 from mineral_stance.segment import Unit, segment_text
 from mineral_stance.train import fit, predict_probabilities
 from mineral_stance.truncation import fit_to_model
@@ -233,11 +233,8 @@ class StanceClassifier:
         return self.model
 
 
-PROBABILITY_COLUMNS = (
-    [f"p_claim_{name}" for name in CLAIM_TYPES]
-    + [f"p_stance_{name}" for name in STANCES]
-    + [f"p_voice_{name}" for name in VOICES]
-)
+# the probability columns of a labelled unit, as Predictions tables name them
+PROBABILITY_COLUMNS = [column for column in prediction_columns() if column.startswith("p_")]
 
 
 def as_sentences(texts: str | Iterable[str]) -> tuple[bool, list[str]]:

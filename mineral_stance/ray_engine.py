@@ -34,31 +34,19 @@ import json
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from mineral_stance.batch import BatchCounts
 
 SHARD_FORMATS = ("parquet", "jsonl")
 SHARD_PREFIX = "part-"
 READ_TASK_CPUS = 0.5
 
 
-@dataclass
-class RayCounts:
-    """What a Ray run did, as the local ``BatchCounts`` reports it."""
-
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    sentences: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    def final_line(self) -> str:
-        return (
-            f"{self.done} article(s) done, {self.skipped} skipped, {self.failed} failed "
-            f"({self.sentences} sentences)"
-        )
+# a Ray run reports what it did exactly as the local engine does
+RayCounts = BatchCounts
 
 
 # --- The output folder ---------------------------------------------------------------
