@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 from mineral_stance.config import (
@@ -98,9 +99,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     import json
 
     from mineral_stance.annotations import file_sha256
-    from mineral_stance.dataset import cross_validation_data
+    from mineral_stance.calibration import apply_temperatures, calibration_report
+    from mineral_stance.dataset import corpus_contexts, cross_validation_data
     from mineral_stance.evaluate import (
         bootstrap_intervals,
+        cross_validation_folds,
         grouped_cross_validation,
         outlet_groups,
         score,
@@ -114,6 +117,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     texts, targets, frame = cross_validation_data(Path(args.gold))
     doc_ids = frame["doc_id"].tolist()
     groups, n_folds = outlet_groups(frame, args.folds)
+    contexts = corpus_contexts(frame)
+    started = time.perf_counter()
     oof, decisions, _ = grouped_cross_validation(
         lambda: StanceClassifier(config),
         texts,
@@ -121,14 +126,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         groups,
         n_folds,
         on_fold=lambda fold: print(f"cross-validation: holding out {fold}", flush=True),
+        contexts=contexts,
     )
     metrics = score(targets, decisions)
     intervals = bootstrap_intervals(targets, decisions)
-    thresholds = tune_thresholds(oof.claims, targets.claims)
-    print("training on all sentences", flush=True)
-    classifier = StanceClassifier(config).fit(texts, targets, progress=True)
-    classifier.claim_thresholds = thresholds
     out = Path(args.output)
+    calibration = calibration_report(
+        oof,
+        targets,
+        cross_validation_folds(groups, n_folds),
+        Path(args.reports) if args.reports else out,
+        f"{Path(args.config).stem} ({split_description(n_folds)})",
+    )
+    # thresholds on the calibrated probabilities the saved model will output
+    calibrated = apply_temperatures(oof, calibration["temperatures"])
+    thresholds = tune_thresholds(calibrated.claims, targets.claims)
+    print("training on all sentences", flush=True)
+    fit_started = time.perf_counter()
+    classifier = StanceClassifier(config).fit(
+        texts, targets, progress=True, contexts=contexts, groups=groups
+    )
+    fit_minutes = (time.perf_counter() - fit_started) / 60
+    classifier.claim_thresholds = thresholds
+    classifier.temperatures = calibration["temperatures"]
     classifier.save_pretrained(out)
     write_model_card(
         out,
@@ -156,11 +176,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     (out / "cv_metrics.json").write_text(
         json.dumps({"split": split_description(n_folds), "cross_validation": metrics,
-                    "bootstrap_95": intervals}, indent=2),
+                    "bootstrap_95": intervals,
+                    "calibration": {k: calibration[k] for k in ("ece_before", "ece_after",
+                                                                "temperatures")},
+                    "minutes": {"final_fit": round(fit_minutes, 1),
+                                "total": round((time.perf_counter() - started) / 60, 1)}},
+                   indent=2),
         encoding="utf-8",
     )
     print(
-        f"saved to {out}; cross-validated macro-F1 "
+        f"final fit {fit_minutes:.1f} min; saved to {out}; cross-validated macro-F1 "
         f"claims {metrics['claim_types']['macro_f1']:.3f}, "
         f"stance {metrics['stance']['macro_f1']:.3f}, voice {metrics['voice']['macro_f1']:.3f}"
     )
@@ -217,8 +242,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         SetFitBaseline,
         TfidfBaseline,
     )
-    from mineral_stance.dataset import cross_validation_data
-    from mineral_stance.evaluate import outlet_groups, run_comparison, split_description
+    from mineral_stance.calibration import calibration_errors, cross_fitted
+    from mineral_stance.dataset import corpus_contexts, cross_validation_data
+    from mineral_stance.error_analysis import error_report
+    from mineral_stance.evaluate import (
+        cross_validation_folds,
+        outlet_groups,
+        run_comparison,
+        split_description,
+    )
     from mineral_stance.predict import StanceClassifier
     from mineral_stance.report import (
         breakdown_markdown,
@@ -249,10 +281,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.only:
         systems = {k: v for k, v in systems.items() if any(o in k for o in args.only)}
     breakdowns = {key: frame[key].tolist() for key in ("perspective", "script", "doc_id")}
+    contexts = corpus_contexts(frame)
+    folds = cross_validation_folds(groups, n_folds)
+    held_out: dict[str, tuple] = {}
+
+    def keep_held_out(name, oof, decisions):
+        held_out[name] = (oof, decisions)
+
     results = run_comparison(systems, texts, targets, groups, n_folds, breakdowns,
-                             log=lambda m: print(m, flush=True))
+                             log=lambda m: print(m, flush=True), contexts=contexts,
+                             on_system=keep_held_out)
+    for name, (oof, _) in held_out.items():
+        results[name]["calibration_error"] = {
+            "before": calibration_errors(oof, targets),
+            "after_temperature_scaling": calibration_errors(cross_fitted(oof, targets, folds)[0],
+                                                            targets),
+        }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    ranked = sorted(results, key=lambda n: -sum(results[n]["metrics"][t]["macro_f1"]
+                                                for t in ("claim_types", "stance", "voice")))
+    best = ranked[0]
+    (out / "errors.md").write_text(
+        error_report(best, frame, targets, *held_out[best], contexts), encoding="utf-8"
+    )
     write_json({"gold_sha256": file_sha256(args.gold), "systems": results}, out / "comparison.json")
     plot_comparison(results, out / "comparison.png")
     sections = [
@@ -269,7 +321,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "taken from the label schema, never fitted per fold; they were written "
         "while reading the five seed articles.",
         "",
-        "Made by: `mineral-stance compare " + " ".join(args.configs) + "`",
+        "Made by: `mineral-stance compare " + " ".join(args.configs)
+        + (" --only " + " ".join(f'"{o}"' for o in args.only) if args.only else "") + "`",
+        "",
+        f"Most confident errors of the best system ({best}): [errors.md](errors.md).",
         "",
         comparison_markdown(results),
         "",
@@ -345,7 +400,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     progress = tqdm(desc="classifying", unit=" articles", file=sys.stderr, disable=args.quiet)
     try:
         for chunk in chunks_of_articles(articles()):
-            groups = classifier.classify_unit_groups([units for _, units in chunk])
+            groups = classifier.classify_unit_groups(
+                [units for _, units in chunk], min_confidence=args.min_confidence
+            )
             for (article, _), records in zip(chunk, groups, strict=True):
                 for record in records:
                     record["source"] = article.source
@@ -423,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--id-field", default=None, help="id field/column of .jsonl/.csv input")
     classify.add_argument("--text-column", default="text", help="text column of .csv input")
     classify.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    classify.add_argument(
+        "--min-confidence", type=float, default=None,
+        help="flag stances whose probability is below this (stance_uncertain, "
+             "stance_confidence columns); the stance label is kept")
     classify.set_defaults(run=cmd_classify)
 
     train = commands.add_parser("train", help="fine-tune the model from a config in training/")
@@ -432,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--folds", type=int, default=5,
                        help="outlet-held-out folds for the card's metrics and the claim "
                             "thresholds (0: leave one document out)")
+    train.add_argument("--reports", default=None,
+                       help="where to write calibration.md/json/png (default: the model "
+                            "directory; the shipped model's go to training/reports)")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="score a model on an annotation file")

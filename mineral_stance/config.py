@@ -112,6 +112,16 @@ class TrainConfig:
     text_cues: bool = False
     # convert inputs to one Chinese script before encoding: "simplified", "traditional" or ""
     script: str = ""
+    # what the model reads beside each sentence: "none", "previous" (the unit before it)
+    # or "previous+title" (and the article's title); the context adds at most
+    # context_length tokens to the sentence's max_length and is cut, never the sentence
+    context: str = "none"
+    context_length: int = 96
+    # early stopping: hold out this share of the training sentences, whole outlets
+    # (groups) at a time, and keep the epoch with the lowest validation loss; stop
+    # after ``patience`` epochs without improvement (0 = train every epoch, no hold-out)
+    validation_fraction: float = 0.0
+    patience: int = 2
 
     @property
     def is_linear_probe(self) -> bool:

@@ -6,6 +6,7 @@ like with like.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -129,8 +130,12 @@ def grouped_cross_validation(
     n_folds: int | None = None,
     tune: bool = True,
     on_fold: Callable[[str], None] | None = None,
+    contexts: list | None = None,
 ) -> tuple[Probabilities, Targets, list[list[float]]]:
     """Train without one fold, predict it, for each fold; groups never straddle folds.
+
+    Systems that read context (``reads_context``) are given each sentence's
+    ``contexts`` entry and, for their early-stopping split, its group.
 
     ``groups`` are document ids (leave one document out, the default) or the
     corpus's outlet fold groups with ``n_folds`` (outlet-held-out k-fold).
@@ -154,9 +159,23 @@ def grouped_cross_validation(
                     f"fold {number + 1}/{len(folds)} ({len(held_out)} groups, "
                     f"{len(test_index)} sentences)")
         train_index = np.setdiff1d(np.arange(n), test_index)
-        system = make_system().fit([texts[i] for i in train_index], targets.subset(train_index))
+        system = make_system()
+        train_texts = [texts[i] for i in train_index]
+        test_texts = [texts[i] for i in test_index]
+        if getattr(system, "reads_context", False):
+            system.fit(
+                train_texts,
+                targets.subset(train_index),
+                contexts=[contexts[i] for i in train_index] if contexts else None,
+                groups=[groups[i] for i in train_index],
+            )
+            probabilities = system.predict_proba(
+                test_texts, contexts=[contexts[i] for i in test_index] if contexts else None
+            )
+        else:
+            system.fit(train_texts, targets.subset(train_index))
+            probabilities = system.predict_proba(test_texts)
         default_thresholds = list(system.claim_thresholds)
-        probabilities = system.predict_proba([texts[i] for i in test_index])
         oof.claims[test_index] = probabilities.claims
         oof.stance[test_index] = probabilities.stance
         oof.voice[test_index] = probabilities.voice
@@ -222,18 +241,23 @@ def run_comparison(
     n_folds: int | None = None,
     breakdowns: dict[str, list[str]] | None = None,
     log: Callable[[str], None] = print,
+    contexts: list | None = None,
+    on_system: Callable[[str, Probabilities, Targets], None] | None = None,
 ) -> dict[str, dict]:
     """Cross-validated metrics, intervals and per-breakdown scores for each system.
 
     ``groups``/``n_folds`` choose the split (see :func:`grouped_cross_validation`);
     ``breakdowns`` maps a name (e.g. "perspective") to a per-sentence key, and
-    each system's metrics are also reported for every value of that key.
+    each system's metrics are also reported for every value of that key;
+    ``on_system`` receives each system's out-of-fold probabilities and decisions
+    (for calibration and error reports).
     """
     results = {}
     for name, make_system in systems.items():
         log(f"{name}: cross-validation")
         tune = name not in ("majority", "rules")
-        _, decisions, _ = grouped_cross_validation(
+        started = time.perf_counter()
+        oof, decisions, _ = grouped_cross_validation(
             make_system,
             texts,
             targets,
@@ -241,17 +265,22 @@ def run_comparison(
             n_folds,
             tune=tune,
             on_fold=lambda fold, name=name: log(f"  {name}: held-out {fold}"),
+            contexts=contexts,
         )
+        seconds = time.perf_counter() - started
+        if on_system:
+            on_system(name, oof, decisions)
         metrics = score(targets, decisions)
         results[name] = {
             "metrics": metrics,
             "bootstrap_95": bootstrap_intervals(targets, decisions),
+            "seconds": round(seconds, 1),
             **{f"per_{key}": scores_by(targets, decisions, values)
                for key, values in (breakdowns or {}).items()},
         }
         log(
             f"  claim macro-F1 {metrics['claim_types']['macro_f1']:.3f}, "
             f"stance macro-F1 {metrics['stance']['macro_f1']:.3f}, "
-            f"voice macro-F1 {metrics['voice']['macro_f1']:.3f}"
+            f"voice macro-F1 {metrics['voice']['macro_f1']:.3f} ({seconds / 60:.1f} min)"
         )
     return results

@@ -21,6 +21,7 @@ from mineral_stance.config import (
     VOICES,
     TrainConfig,
 )
+from mineral_stance.context import Context
 from mineral_stance.labels import Probabilities, Targets, label_dicts
 from mineral_stance.model import MultiTaskModel, from_pretrained, save_pretrained
 from mineral_stance.results import ArticleResult, Predictions
@@ -37,21 +38,34 @@ class SentenceResult:
     stance: str
     voice: str
     probabilities: dict[str, float]
+    # set when the caller asked for a minimum confidence: the stance label stays as
+    # it is, and ``stance_uncertain`` says its probability fell below that minimum
+    stance_uncertain: bool | None = None
+
+    @property
+    def stance_confidence(self) -> float:
+        return self.probabilities[f"stance_{self.stance}"]
 
     def to_record(self) -> dict:
-        return {
+        record = {
             "text": self.text,
             "claim_types": self.claim_types,
             "stance": self.stance,
             "voice": self.voice,
             **{f"p_{name}": round(value, 4) for name, value in self.probabilities.items()},
         }
+        if self.stance_uncertain is not None:
+            record["stance_confidence"] = round(self.stance_confidence, 4)
+            record["stance_uncertain"] = self.stance_uncertain
+        return record
 
 
 class StanceClassifier:
     """Fine-tuned multilingual encoder with claim, stance and voice heads."""
 
     name = "fine-tuned"
+    # cross-validation hands this system each sentence's context and outlet group
+    reads_context = True
 
     def __init__(self, config: TrainConfig | None = None):
         self.config = config or TrainConfig()
@@ -60,8 +74,18 @@ class StanceClassifier:
         self.batch_size = 64
 
     # --- scikit-learn conventions ------------------------------------------
-    def fit(self, texts: list[str], targets: Targets, progress: bool = False) -> StanceClassifier:
-        self.model, self.tokenizer = fit(texts, targets, self.config, progress=progress)
+    def fit(
+        self,
+        texts: list[str],
+        targets: Targets,
+        progress: bool = False,
+        contexts: list[Context] | None = None,
+        groups: list[str] | None = None,
+    ) -> StanceClassifier:
+        """Train on sentences (with their contexts, and outlet groups for early stopping)."""
+        self.model, self.tokenizer = fit(
+            texts, targets, self.config, progress=progress, contexts=contexts, groups=groups
+        )
         return self
 
     @property
@@ -72,45 +96,83 @@ class StanceClassifier:
     def claim_thresholds(self, values: list[float]) -> None:
         self._require_model().config.claim_thresholds = [float(v) for v in values]
 
-    def predict_proba(self, texts: list[str]) -> Probabilities:
-        """Raw probabilities as arrays: claims (n, 3), stance (n, 4), voice (n, 2)."""
+    @property
+    def temperatures(self) -> dict[str, float]:
+        return dict(self._require_model().config.temperatures)
+
+    @temperatures.setter
+    def temperatures(self, values: dict[str, float]) -> None:
+        self._require_model().config.temperatures = {k: float(v) for k, v in values.items()}
+
+    def predict_proba(
+        self, texts: list[str], contexts: list[Context] | None = None
+    ) -> Probabilities:
+        """Calibrated probabilities as arrays: claims (n, 3), stance (n, 4), voice (n, 2).
+
+        ``contexts`` (one per sentence) are read by a model trained with context;
+        without them every sentence is read alone.
+        """
         model = self._require_model()
         if not texts:
             return Probabilities(
                 np.zeros((0, len(CLAIM_TYPES))), np.zeros((0, len(STANCES))), np.zeros((0, 2))
             )
-        return predict_probabilities(model, self.tokenizer, list(texts), self.batch_size)
-
-    def predict(self, texts: list[str]) -> Predictions:
-        """One result per sentence: labels plus the probability of every label."""
-        if isinstance(texts, str):
-            raise TypeError("predict() takes a list of sentences; wrap a single one in [ ]")
-        probabilities = self.predict_proba(texts)
-        decisions = label_dicts(probabilities.decide(self.claim_thresholds))
-        return Predictions(
-            [
-                SentenceResult(
-                    text=text,
-                    probabilities=_probability_dict(probabilities, i),
-                    **decision,
-                )
-                for i, (text, decision) in enumerate(zip(texts, decisions, strict=True))
-            ]
+        return predict_probabilities(
+            model, self.tokenizer, list(texts), self.batch_size, contexts=contexts
         )
 
-    def classify_units(self, units: list[Unit]) -> list[dict]:
-        """Label one article's units (see ``classify_unit_groups``)."""
-        return self.classify_unit_groups([units])[0]
+    def predict(
+        self,
+        texts: list[str],
+        contexts: list[Context] | None = None,
+        min_confidence: float | None = None,
+    ) -> Predictions:
+        """One result per sentence: labels plus the probability of every label.
 
-    def classify_unit_groups(self, groups: list[list[Unit]]) -> list[list[dict]]:
+        With ``min_confidence``, each result also says whether its stance's
+        probability is below it (``stance_uncertain``); the label is not changed.
+        """
+        if isinstance(texts, str):
+            raise TypeError("predict() takes a list of sentences; wrap a single one in [ ]")
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be between 0 and 1, not {min_confidence}")
+        probabilities = self.predict_proba(texts, contexts)
+        decisions = label_dicts(probabilities.decide(self.claim_thresholds))
+        results = []
+        for i, (text, decision) in enumerate(zip(texts, decisions, strict=True)):
+            result = SentenceResult(
+                text=text, probabilities=_probability_dict(probabilities, i), **decision
+            )
+            if min_confidence is not None:
+                result.stance_uncertain = result.stance_confidence < min_confidence
+            results.append(result)
+        return Predictions(results)
+
+    def classify_units(
+        self, units: list[Unit], min_confidence: float | None = None
+    ) -> list[dict]:
+        """Label one article's units (see ``classify_unit_groups``)."""
+        return self.classify_unit_groups([units], min_confidence)[0]
+
+    def classify_unit_groups(
+        self, groups: list[list[Unit]], min_confidence: float | None = None
+    ) -> list[list[dict]]:
         """Label the units of several articles with one model call.
 
-        Body and heading units go through the model; captions, footnotes, tables
-        and boilerplate get the schema's default for non-claims (no claim,
-        ``unrelated``, ``author``) and probability columns left empty.
+        Body and heading units go through the model, each with its context (the
+        labelled unit before it and the article's first heading) for a model that
+        reads context; captions, footnotes, tables and boilerplate get the schema's
+        default for non-claims (no claim, ``unrelated``, ``author``) and probability
+        columns left empty.
         """
-        labelled = [u for units in groups for u in units if u.kind in LABELLED_KINDS]
-        results = iter(self.predict([u.text for u in labelled]))
+        labelled, contexts = [], []
+        for units in groups:
+            article = [u for u in units if u.kind in LABELLED_KINDS]
+            title = next((u.text for u in units if u.kind == "heading"), "")
+            for position, unit in enumerate(article):
+                labelled.append(unit)
+                contexts.append(Context(article[position - 1].text if position else "", title))
+        results = iter(self.predict([u.text for u in labelled], contexts, min_confidence))
         out = []
         for units in groups:
             records = []
@@ -124,10 +186,14 @@ class StanceClassifier:
             out.append(records)
         return out
 
-    def classify_article(self, text: str, doc_id: str | None = None) -> ArticleResult:
-        """Segment an article with the project's cleaner; label every unit; summarise."""
+    def classify_article(
+        self, text: str, doc_id: str | None = None, min_confidence: float | None = None
+    ) -> ArticleResult:
+        """Segment an article with the project's cleaner; label every unit in its context;
+        summarise. ``min_confidence`` flags stances below it (see ``predict``)."""
         doc_id = doc_id or "article"
-        return ArticleResult(doc_id, self.classify_units(segment_text(text, doc_id)))
+        units = segment_text(text, doc_id)
+        return ArticleResult(doc_id, self.classify_units(units, min_confidence))
 
     # --- Hugging Face conventions ------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:

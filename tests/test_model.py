@@ -9,7 +9,7 @@ import torch
 from mineral_stance.cli import main
 from mineral_stance.config import TrainConfig
 from mineral_stance.labels import targets_from_records
-from mineral_stance.model import convert_script, load_encoder
+from mineral_stance.model import ModelConfig, convert_script, load_encoder
 from mineral_stance.predict import StanceClassifier
 from mineral_stance.train import (
     frozen_states,
@@ -41,7 +41,10 @@ def test_cached_frozen_states_reproduce_the_full_forward_pass(tiny_base_model):
     encoder, tokenizer = load_encoder(str(tiny_base_model))
     encoder.eval()
     texts = [r["text"] for r in make_records(1)]
-    states, mask = pad_states(frozen_states(encoder, tokenizer, texts, "", 64, first_trained=1))
+    model_config = ModelConfig(base_model=str(tiny_base_model), text_prefix="", max_length=64)
+    cached = frozen_states(encoder, tokenizer, texts, model_config, first_trained=1)
+    states, mask, sentence_mask = pad_states(cached.states, cached.sentence_lengths)
+    assert torch.equal(mask, sentence_mask)  # no context: every token is the sentence
     with torch.no_grad():
         top = run_top_layers(encoder, states, mask, first_trained=1)
         inputs = tokenizer(texts, padding=True, return_tensors="pt")
