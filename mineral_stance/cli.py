@@ -359,6 +359,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from mineral_stance.inputs import InputProblem, iter_articles
     from mineral_stance.predict import load_classifier
 
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        raise ValueError(f"--min-confidence must be between 0 and 1, not {args.min_confidence}")
     out = Path(args.output) if args.output else None
     suffix = output_format(out)
     if out is None and args.resume:

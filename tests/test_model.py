@@ -247,8 +247,11 @@ def test_train_command_writes_a_loadable_model_with_card_and_metrics(tiny_base_m
     assert 0.0 <= metrics["cross_validation"]["stance"]["macro_f1"] <= 1.0
     # three documents without corpus metadata: too few outlet groups for five folds
     assert metrics["split"] == "leave one document out"
+    assert set(metrics["calibration"]["ece_after"]) == {"claims", "stance", "voice"}
+    assert "| stance |" in (out / "calibration.md").read_text(encoding="utf-8")
     classifier = StanceClassifier.from_pretrained(out)
     assert classifier.model.config.script == "simplified"
+    assert classifier.temperatures == metrics["calibration"]["temperatures"]
     assert len(classifier.predict(["美国应与盟友合作。"])) == 1
 
 
@@ -262,6 +265,10 @@ def test_compare_command_writes_markdown_json_and_plots(tiny_base_model, tmp_pat
     markdown = (out / "comparison.md").read_text(encoding="utf-8")
     assert "| linear probe (tiny) |" in markdown and "## Stance confusion: rules" in markdown
     assert (out / "comparison.png").stat().st_size > 0
+    ece = results["linear probe (tiny)"]["calibration_error"]
+    assert set(ece["before"]) == {"claims", "stance", "voice"}
+    errors = (out / "errors.md").read_text(encoding="utf-8")
+    assert errors.startswith("# Errors of ") and "## Stance" in errors
 
 
 def test_a_frozen_encoder_model_saves_only_heads_and_config(tiny_base_model, tmp_path):
