@@ -75,7 +75,9 @@ def fit_temperatures(probabilities: Probabilities, targets: Targets) -> dict[str
     }
 
 
-def apply_temperatures(probabilities: Probabilities, temperatures: dict[str, float]) -> Probabilities:
+def apply_temperatures(
+    probabilities: Probabilities, temperatures: dict[str, float]
+) -> Probabilities:
     return Probabilities(
         claims=scaled(probabilities.claims, "claims", temperatures.get("claims", 1.0)),
         stance=scaled(probabilities.stance, "stance", temperatures.get("stance", 1.0)),

@@ -60,9 +60,11 @@ REPORTS_DIR = PROJECT_DIR / "training" / "reports"
 SHIPPED_CONFIG = "training/e5-linear-probe.toml"
 COMPARED_CONFIGS = (
     "training/e5-linear-probe.toml",
+    "training/e5-linear-probe-context.toml",
     "training/e5-lora.toml",
-    "training/e5-top-layers.toml",
-    "training/e5-lora-plain.toml",
+    "training/e5-lora-context.toml",
+    "training/e5-finetune.toml",
+    "training/e5-finetune-context.toml",
 )
 
 

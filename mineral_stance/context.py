@@ -122,4 +122,8 @@ def encode(
         input_ids[row, : len(ids)] = torch.tensor(ids)
         attention_mask[row, : len(ids)] = 1
         sentence_mask[row, :length] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "sentence_mask": sentence_mask}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "sentence_mask": sentence_mask,
+    }

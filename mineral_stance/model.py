@@ -169,7 +169,8 @@ class MultiTaskModel(nn.Module):
             sentence_mask = attention_mask
         pooled = sentence_vector(states, sentence_mask)
         if self.config.context != "none":
-            pooled = torch.cat([pooled, sentence_vector(states, attention_mask - sentence_mask)], -1)
+            context_vector = sentence_vector(states, attention_mask - sentence_mask)
+            pooled = torch.cat([pooled, context_vector], -1)
         pooled = self.dropout(pooled)
         if self.config.text_cues:
             if cues is None:

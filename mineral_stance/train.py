@@ -488,7 +488,8 @@ def fit(
         if len(validation_index):
             history.append(round(validation_loss(), 4))
             if history[-1] < best_loss:
-                best_loss, best_state, best_epoch, stale = history[-1], trainable_state(model), epoch, 0
+                best_loss, best_epoch, stale = history[-1], epoch, 0
+                best_state = trainable_state(model)
             else:
                 stale += 1
                 if stale >= config.patience:
@@ -559,9 +560,10 @@ def predict_probabilities(
             model.text_cues(batch_texts),
             inputs["sentence_mask"],
         )
-        claims[batch] = torch.sigmoid(logits["claims"] / temperatures.get("claims", 1.0)).numpy()
-        stance[batch] = torch.softmax(logits["stance"] / temperatures.get("stance", 1.0), -1).numpy()
-        voice[batch] = torch.softmax(logits["voice"] / temperatures.get("voice", 1.0), -1).numpy()
+        scale = {task: temperatures.get(task, 1.0) for task in ("claims", "stance", "voice")}
+        claims[batch] = torch.sigmoid(logits["claims"] / scale["claims"]).numpy()
+        stance[batch] = torch.softmax(logits["stance"] / scale["stance"], -1).numpy()
+        voice[batch] = torch.softmax(logits["voice"] / scale["voice"], -1).numpy()
     return Probabilities(claims=claims, stance=stance, voice=voice)
 
 
