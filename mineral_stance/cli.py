@@ -156,6 +156,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             "trained": describe_training(config),
             "base_model": config.base_model,
             "thresholds": ", ".join(f"{t:.2f}" for t in thresholds),
+            "temperatures": ", ".join(f"{task} {t:.2f}"
+                                      for task, t in calibration["temperatures"].items()),
+            "ece": ", ".join(f"{task} {calibration['ece_before'][task]:.3f} → "
+                             f"{calibration['ece_after'][task]:.3f}"
+                             for task in calibration["ece_before"]),
+            "fit_minutes": fit_minutes,
+            "threads": config.threads,
             "data_sha256": file_sha256(args.gold),
             "n": len(texts),
             "documents": f"{len(set(doc_ids))} articles from {len(set(groups))} outlet groups",

@@ -94,18 +94,48 @@ def score(truth: Targets, predicted: Targets) -> dict:
     }
 
 
+def _f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """F1 per label from counts; 0 where a label is neither present nor predicted."""
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+
+
+def _macro_f1_resampled(truth: np.ndarray, predicted: np.ndarray, n_classes: int,
+                        index: np.ndarray) -> np.ndarray:
+    """Macro-F1 (all labels, as ``stance_macro_f1``) of every resample (rows of ``index``)."""
+    codes = truth[index] * n_classes + predicted[index]
+    counts = np.stack([np.bincount(row, minlength=n_classes * n_classes) for row in codes])
+    counts = counts.reshape(len(index), n_classes, n_classes)
+    tp = np.diagonal(counts, axis1=1, axis2=2)
+    return _f1_from_counts(tp, counts.sum(1) - tp, counts.sum(2) - tp).mean(1)
+
+
+def _claim_macro_f1_resampled(truth: np.ndarray, predicted: np.ndarray,
+                              index: np.ndarray) -> np.ndarray:
+    """Macro-F1 over claim types (positive class of each) of every resample."""
+    t, p = truth[index], predicted[index]  # (rounds, n, 3)
+    tp = (t & p).sum(1)
+    return _f1_from_counts(tp, (p & ~t.astype(bool)).sum(1), (t & ~p.astype(bool)).sum(1)).mean(1)
+
+
 def bootstrap_intervals(
     truth: Targets, predicted: Targets, rounds: int = 1000, seed: int = 0
 ) -> dict[str, list[float]]:
-    """95% percentile intervals of each task's macro-F1, resampling sentences."""
+    """95% percentile intervals of each task's macro-F1, resampling sentences.
+
+    Counted with numpy over all resamples at once; the same numbers as
+    ``claim_macro_f1``/``stance_macro_f1``/``voice_macro_f1`` on each resample.
+    """
     rng = np.random.default_rng(seed)
     n = len(truth)
-    samples: dict[str, list[float]] = {"claim_types": [], "stance": [], "voice": []}
-    for _ in range(rounds):
-        index = rng.integers(0, n, n)
-        samples["claim_types"].append(claim_macro_f1(truth.claims[index], predicted.claims[index]))
-        samples["stance"].append(stance_macro_f1(truth.stance[index], predicted.stance[index]))
-        samples["voice"].append(voice_macro_f1(truth.voice[index], predicted.voice[index]))
+    index = rng.integers(0, n, (rounds, n))
+    samples = {
+        "claim_types": _claim_macro_f1_resampled(
+            truth.claims.astype(int), predicted.claims.astype(int), index
+        ),
+        "stance": _macro_f1_resampled(truth.stance, predicted.stance, len(STANCES), index),
+        "voice": _macro_f1_resampled(truth.voice, predicted.voice, len(VOICES), index),
+    }
     return {
         task: [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
         for task, values in samples.items()

