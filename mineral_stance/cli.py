@@ -120,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     contexts = corpus_contexts(frame)
     started = time.perf_counter()
     oof, decisions, _ = grouped_cross_validation(
-        lambda: StanceClassifier(config),
+        lambda: StanceClassifier(config, cache_states=True),
         texts,
         targets,
         groups,
@@ -283,7 +283,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         config = TrainConfig.from_toml(config_path)
         kind = "linear probe" if config.is_linear_probe else "fine-tuned"
         systems[f"{kind} ({Path(config_path).stem})"] = lambda config=config: StanceClassifier(
-            config
+            config, cache_states=True
         )
     if args.only:
         systems = {k: v for k, v in systems.items() if any(o in k for o in args.only)}

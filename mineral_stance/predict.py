@@ -67,11 +67,14 @@ class StanceClassifier:
     # cross-validation hands this system each sentence's context and outlet group
     reads_context = True
 
-    def __init__(self, config: TrainConfig | None = None):
+    def __init__(self, config: TrainConfig | None = None, cache_states: bool = False):
+        """``cache_states`` (for cross-validation) keeps the frozen lower layers' states
+        of every sentence seen, in training and prediction, for the next fold."""
         self.config = config or TrainConfig()
         self.model: MultiTaskModel | None = None
         self.tokenizer = None
         self.batch_size = 64
+        self.cache_states = cache_states
 
     # --- scikit-learn conventions ------------------------------------------
     def fit(
@@ -118,7 +121,8 @@ class StanceClassifier:
                 np.zeros((0, len(CLAIM_TYPES))), np.zeros((0, len(STANCES))), np.zeros((0, 2))
             )
         return predict_probabilities(
-            model, self.tokenizer, list(texts), self.batch_size, contexts=contexts
+            model, self.tokenizer, list(texts), self.batch_size, contexts=contexts,
+            cached=self.cache_states,
         )
 
     def predict(

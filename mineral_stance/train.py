@@ -524,17 +524,23 @@ def predict_probabilities(
     batch_size: int = 64,
     contexts: list[Context] | None = None,
     calibrated: bool = True,
+    cached: bool = False,
 ) -> Probabilities:
     """Probabilities for every text, batched by length (sorted), returned in input order.
 
     ``contexts`` are read only by a model trained with context; without them such a
     model reads each sentence alone. With ``calibrated``, logits are divided by the
-    model's per-task temperatures.
+    model's per-task temperatures. With ``cached`` (cross-validation), the frozen
+    lower layers' states come from, and go to, the cache training uses, so each
+    sentence passes the frozen layers once in a whole cross-validation.
     """
     config = model.config
     if contexts is not None and len(contexts) != len(texts):
         raise ValueError(f"{len(texts)} sentences but {len(contexts)} contexts")
     temperatures = config.temperatures if calibrated else {}
+    if cached:
+        return _predict_from_cached_states(model, tokenizer, texts, batch_size, contexts,
+                                           temperatures)
     order = np.argsort([len(text) for text in texts], kind="stable")
     claims = np.zeros((len(texts), len(config.claim_types)), dtype=np.float32)
     stance = np.zeros((len(texts), len(config.stances)), dtype=np.float32)
@@ -560,11 +566,53 @@ def predict_probabilities(
             model.text_cues(batch_texts),
             inputs["sentence_mask"],
         )
-        scale = {task: temperatures.get(task, 1.0) for task in ("claims", "stance", "voice")}
-        claims[batch] = torch.sigmoid(logits["claims"] / scale["claims"]).numpy()
-        stance[batch] = torch.softmax(logits["stance"] / scale["stance"], -1).numpy()
-        voice[batch] = torch.softmax(logits["voice"] / scale["voice"], -1).numpy()
+        claims[batch], stance[batch], voice[batch] = _probabilities(logits, temperatures)
     return Probabilities(claims=claims, stance=stance, voice=voice)
+
+
+def _probabilities(logits: dict, temperatures: dict) -> tuple[np.ndarray, ...]:
+    scale = {task: temperatures.get(task, 1.0) for task in ("claims", "stance", "voice")}
+    return (
+        torch.sigmoid(logits["claims"] / scale["claims"]).numpy(),
+        torch.softmax(logits["stance"] / scale["stance"], -1).numpy(),
+        torch.softmax(logits["voice"] / scale["voice"], -1).numpy(),
+    )
+
+
+@torch.inference_mode()
+def _predict_from_cached_states(
+    model: MultiTaskModel,
+    tokenizer,
+    texts: list[str],
+    batch_size: int,
+    contexts: list[Context] | None,
+    temperatures: dict,
+) -> Probabilities:
+    """As ``predict_probabilities``, but the frozen layers' states through the cache."""
+    config = model.config
+    first_trained = model.encoder.config.num_hidden_layers - config.trained_layers
+    states = frozen_states(
+        model.encoder,
+        tokenizer,
+        convert_script(texts, config.script),
+        config,
+        first_trained,
+        convert_contexts(contexts, config.script) if config.context != "none" else None,
+    )
+    cues = model.text_cues(texts)
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        batch = np.arange(start, min(start + batch_size, len(texts)))
+        hidden, mask, sentence_mask = pad_states(
+            [states.states[i] for i in batch], [states.sentence_lengths[i] for i in batch]
+        )
+        top = run_top_layers(model.encoder, hidden, mask, first_trained)
+        parts.append(_probabilities(model.heads(top, mask, cues[batch], sentence_mask),
+                                    temperatures))
+    if not parts:
+        empty = np.zeros((0, 1))
+        return Probabilities(empty, empty, empty)
+    return Probabilities(*(np.concatenate([part[k] for part in parts]) for k in range(3)))
 
 
 def tune_thresholds(probabilities: np.ndarray, truth: np.ndarray) -> list[float]:

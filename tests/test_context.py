@@ -134,3 +134,18 @@ def test_early_stopping_holds_out_whole_groups_and_keeps_the_best_epoch(tiny_bas
     history = training["validation_loss"]
     assert 1 <= len(history) <= 6
     assert history[training["best_epoch"] - 1] == min(history)
+
+
+@pytest.mark.parametrize("method", ["lora", "top_layers"])
+def test_cross_validation_cache_predicts_as_the_full_forward_pass(tiny_base_model, method):
+    texts, contexts, records = voice_pairs(copies=1)
+    config = context_config(tiny_base_model, method, epochs=1)
+    cached = StanceClassifier(config, cache_states=True).fit(
+        texts[::2], targets_from_records(records[::2]), contexts=contexts[::2]
+    )
+    # unseen sentences go through the frozen layers once, then the trained ones
+    through_cache = cached.predict_proba(texts, contexts)
+    cached.cache_states = False
+    full = cached.predict_proba(texts, contexts)
+    assert np.allclose(through_cache.stance, full.stance, atol=1e-5)
+    assert np.allclose(through_cache.claims, full.claims, atol=1e-5)
