@@ -312,7 +312,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     (out / "errors.md").write_text(
         error_report(best, frame, targets, *held_out[best], contexts), encoding="utf-8"
     )
-    write_json({"gold_sha256": file_sha256(args.gold), "systems": results}, out / "comparison.json")
+    commands = ["mineral-stance compare " + " ".join(args.configs)
+                + (" --only " + " ".join(f'"{o}"' for o in args.only) if args.only else "")
+                + (" --add" if args.add else "")]
+    if args.add and (out / "comparison.json").exists():
+        # systems compared earlier on the same gold file and split stay in the table
+        import json
+
+        earlier = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+        if earlier.get("gold_sha256") != file_sha256(args.gold) or earlier.get(
+            "split"
+        ) != split_description(n_folds):
+            raise ValueError(f"{out / 'comparison.json'} was made on other data or another "
+                             "split; --add only joins runs on the same gold file and split")
+        results = {**{k: v for k, v in earlier["systems"].items() if k not in results},
+                   **results}
+        commands = earlier.get("commands", []) + commands
+    write_json({"gold_sha256": file_sha256(args.gold), "split": split_description(n_folds),
+                "commands": commands, "systems": results}, out / "comparison.json")
     plot_comparison(results, out / "comparison.png")
     sections = [
         f"# Cross-validated comparison: {split_description(n_folds)}",
@@ -328,8 +345,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "taken from the label schema, never fitted per fold; they were written "
         "while reading the five seed articles.",
         "",
-        "Made by: `mineral-stance compare " + " ".join(args.configs)
-        + (" --only " + " ".join(f'"{o}"' for o in args.only) if args.only else "") + "`",
+        "Made by: " + ", then ".join(f"`{command}`" for command in commands),
         "",
         f"Most confident errors of the best system ({best}): [errors.md](errors.md).",
         "",
@@ -523,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--only", nargs="*", help="run only systems whose name contains these")
     compare.add_argument("--folds", type=int, default=5,
                          help="outlet-held-out folds (0: leave one document out)")
+    compare.add_argument("--add", action="store_true",
+                         help="keep the systems already in the output's comparison.json "
+                              "(same gold file and split) and add or replace these")
     compare.set_defaults(run=cmd_compare)
     return parser
 

@@ -269,6 +269,13 @@ def test_compare_command_writes_markdown_json_and_plots(tiny_base_model, tmp_pat
     assert set(ece["before"]) == {"claims", "stance", "voice"}
     errors = (out / "errors.md").read_text(encoding="utf-8")
     assert errors.startswith("# Errors of ") and "## Stance" in errors
+    assert "| linear probe (tiny) | " in markdown and " → " in markdown  # time and ECE table
+    # a second run adds its systems to the table
+    assert main(["compare", config, "--gold", gold, "-o", str(out), "--only", "majority",
+                 "--add"]) == 0
+    again = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    assert set(again["systems"]) == {"rules", "linear probe (tiny)", "majority"}
+    assert len(again["commands"]) == 2
 
 
 def test_a_frozen_encoder_model_saves_only_heads_and_config(tiny_base_model, tmp_path):
