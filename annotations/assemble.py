@@ -107,7 +107,7 @@ def main() -> None:
         for sentence_id in [i for i in table if i.rsplit(":", 1)[0] not in present]:
             del table[sentence_id]
     labelled_ids = set(first_pass) | set(second_seed) | set(second_corpus) | set(decisions)
-    unknown = labelled_ids - unit_ids
+    unknown = labelled_ids - unit_ids - {u.id for u in collected}
     if unknown:
         raise ValueError(f"labels for ids that are not body/heading units: {sorted(unknown)[:10]}")
     missing = unit_ids - set(first_pass)
@@ -120,7 +120,8 @@ def main() -> None:
     gold = [record_for(u, *(decisions.get(u.id) or first_pass[u.id])) for u in units]
     first = [record_for(u, *first_pass[u.id]) for u in units]
     second = [record_for(by_id[i], *pair) for i, pair in second_seed.items()]
-    second_new = [record_for(by_id[i], *pair) for i, pair in second_corpus.items()]
+    # a second pass that ran ahead of the first waits for it
+    second_new = [record_for(by_id[i], *pair) for i, pair in second_corpus.items() if i in by_id]
     outputs = ((GOLD_PATH, gold), (FIRST_PASS_PATH, first), (SECOND_PASS_PATH, second),
                (SECOND_PASS_CORPUS_PATH, second_new))
     for path, records in outputs:

@@ -87,6 +87,15 @@ def cmd_agreement(args: argparse.Namespace) -> int:
         )
     result = agreement(first, second)
     print(result.to_text())
+    if args.by:
+        from mineral_stance.dataset import article_table
+
+        group_of = dict(zip(*article_table()[["doc_id", args.by]].T.values, strict=True))
+        for group in sorted({group_of.get(r["doc_id"], "unknown") for r in second}):
+            ids = {r["id"] for r in second if group_of.get(r["doc_id"], "unknown") == group}
+            part = agreement([r for r in first if r["id"] in ids],
+                             [r for r in second if r["id"] in ids])
+            print(f"\n# {args.by} {group}\n{part.to_text()}")
     if args.show_disagreements:
         for item in result.disagreements:
             print(f"\n{item['id']}  {item['text']}")
@@ -478,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("first", nargs="?", default=str(FIRST_PASS_PATH))
     agree.add_argument("second", nargs="?", default=str(SECOND_PASS_PATH))
     agree.add_argument("--show-disagreements", action="store_true")
+    agree.add_argument("--by", choices=["perspective", "script"],
+                       help="also report agreement for each perspective or script")
     agree.add_argument(
         "--exclude-codebook-examples",
         action="store_true",

@@ -146,7 +146,8 @@ def gold():
 def test_gold_is_valid_and_labels_every_body_and_heading_sentence(gold):
     units = [u for p in seed_paths() for u in segment_file(p) if u.kind in LABELLED_KINDS]
     by_id = {r["id"]: r for r in gold}
-    assert set(by_id) == {u.id for u in units}
+    seed_docs = {u.doc_id for u in units}
+    assert {i for i, r in by_id.items() if r["doc_id"] in seed_docs} == {u.id for u in units}
     for unit in units:
         record = by_id[unit.id]
         assert record["text"] == unit.text, unit.id
@@ -186,3 +187,10 @@ def test_stats_command_reports_perspective_and_script(capsys):
     assert "# by perspective" in out and "# by script" in out and "prc_academic" in out
     assert main(["stats", "--by-document"]) == 0
     assert "cass-minerals-alliance" in capsys.readouterr().out
+
+
+def test_agreement_command_reports_each_script(capsys):
+    assert main(["agreement", str(FIRST_PASS_PATH), str(SECOND_PASS_PATH), "--by", "script"]) == 0
+    out = capsys.readouterr().out
+    assert "# script simplified" in out and "# script traditional" in out
+    assert out.count("stance  kappa") == 3  # overall, then each script

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mineral_stance.articles import article_paths, read_article_file
 from mineral_stance.config import ANNOTATIONS_DIR, PROJECT_DIR
+from mineral_stance.segment import segment_text
 
 CHECK_RESERVED = PROJECT_DIR.parent / "shared" / "reserved" / "check_reserved.py"
 
@@ -29,6 +30,8 @@ def article_records() -> list[dict]:
         records.append({"id": path.name, "text": article.text, "source": article.meta.source})
         records += [{"id": f"{path.name} paragraph {i + 1}", "text": paragraph}
                     for i, paragraph in enumerate(article.text.split("\n")) if paragraph.strip()]
+        records += [{"id": unit.id, "text": unit.text}
+                    for unit in segment_text(article.text, article.meta.doc_id)]
     return records
 
 

@@ -29,6 +29,7 @@ from mineral_stance.articles import (
     shingles,
 )
 from mineral_stance.config import ARTICLES_DIR, LABELLED_KINDS, PERSPECTIVES, PROJECT_DIR
+from mineral_stance.corpus import read_article, seed_paths
 from mineral_stance.segment import segment_text
 
 CHECK_RESERVED = PROJECT_DIR.parent / "shared" / "reserved" / "check_reserved.py"
@@ -55,6 +56,18 @@ def reserved_text(source: str, text: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.strip()]
 
 
+def reserved_sentences(sentences: list[str]) -> list[str]:
+    """Lines printed by the reserved-material check for each sentence on its own."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as out:
+        for number, sentence in enumerate(sentences):
+            out.write(json.dumps({"id": f"sentence {number}", "text": sentence},
+                                 ensure_ascii=False) + "\n")
+    result = subprocess.run([sys.executable, str(CHECK_RESERVED), out.name],
+                            capture_output=True, text=True)
+    Path(out.name).unlink()
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
 def check(path: Path) -> list[str]:
     """Every problem with one article file (empty when it may join the corpus)."""
     try:
@@ -63,7 +76,13 @@ def check(path: Path) -> list[str]:
         return [str(error)]
     problems = [f"RESERVED: {line}" for line in reserved_urls([article.meta.source])]
     problems += [f"RESERVED: {line}" for line in reserved_text(article.meta.source, article.text)]
+    sentences = [u.text for u in segment_text(article.text, article.meta.doc_id)]
+    problems += [f"RESERVED sentence: {line}" for line in reserved_sentences(sentences)]
     mine = shingles(article.text)
+    for seed in seed_paths():
+        score = containment(mine, shingles(read_article(seed).text))
+        if score >= 0.5:
+            problems.append(f"near-duplicate of the seed {seed.name} (containment {score:.2f})")
     for other in article_paths(ARTICLES_DIR):
         if other.resolve() == path.resolve():
             continue
