@@ -315,28 +315,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
         }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    ranked = sorted(results, key=lambda n: -sum(results[n]["metrics"][t]["macro_f1"]
-                                                for t in ("claim_types", "stance", "voice")))
-    best = ranked[0]
-    (out / "errors.md").write_text(
-        error_report(best, frame, targets, *held_out[best], contexts), encoding="utf-8"
-    )
     commands = ["mineral-stance compare " + " ".join(args.configs)
                 + (" --only " + " ".join(f'"{o}"' for o in args.only) if args.only else "")
                 + (" --add" if args.add else "")]
+    ran = dict(results)
     if args.add and (out / "comparison.json").exists():
         # systems compared earlier on the same gold file and split stay in the table
         import json
 
         earlier = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
-        if earlier.get("gold_sha256") != file_sha256(args.gold) or earlier.get(
+        if earlier.get("gold_sha256") == file_sha256(args.gold) and earlier.get(
             "split"
-        ) != split_description(n_folds):
-            raise ValueError(f"{out / 'comparison.json'} was made on other data or another "
-                             "split; --add only joins runs on the same gold file and split")
-        results = {**{k: v for k, v in earlier["systems"].items() if k not in results},
-                   **results}
-        commands = earlier.get("commands", []) + commands
+        ) == split_description(n_folds):
+            results = {**{k: v for k, v in earlier["systems"].items() if k not in results},
+                       **results}
+            commands = earlier.get("commands", []) + commands
+        else:
+            print(f"{out / 'comparison.json'} was made on other data or another split: "
+                  "replaced, not joined", file=sys.stderr)
+
+    def overall(name: str) -> float:
+        return sum(results[name]["metrics"][t]["macro_f1"]
+                   for t in ("claim_types", "stance", "voice"))
+
+    best = max(ran, key=overall)
+    # the errors of the best system in the table (kept from an earlier run if that one is)
+    if overall(best) >= max(overall(name) for name in results) or not (
+        out / "errors.md"
+    ).exists():
+        (out / "errors.md").write_text(
+            error_report(best, frame, targets, *held_out[best], contexts), encoding="utf-8"
+        )
+    best = max(results, key=overall)
     write_json({"gold_sha256": file_sha256(args.gold), "split": split_description(n_folds),
                 "commands": commands, "systems": results}, out / "comparison.json")
     plot_comparison(results, out / "comparison.png")

@@ -18,10 +18,13 @@ Choices made for two CPU cores and a few hundred sentences:
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -141,6 +144,17 @@ class CachedStates:
 # cross-validation: compute them once per input and setting, keep them
 # for the next fold of the same configuration, and forget them when it changes.
 _STATE_CACHE: dict = {"key": None, "states": {}}
+# With this environment variable naming a directory, the cache is also kept on disk
+# (one file per configuration), so `train` after `compare` encodes nothing again.
+STATE_CACHE_ENV = "MINERAL_STANCE_STATE_CACHE"
+
+
+def _state_cache_file(key: tuple) -> Path | None:
+    directory = os.environ.get(STATE_CACHE_ENV)
+    if not directory:
+        return None
+    digest = hashlib.sha1(repr(key).encode("utf-8")).hexdigest()[:16]
+    return Path(directory) / f"frozen-states-{digest}.pt"
 
 
 @torch.inference_mode()
@@ -161,8 +175,11 @@ def frozen_states(
         model_config.context_length,
         first_trained,
     )
+    disk = _state_cache_file(key)
     if _STATE_CACHE["key"] != key:
-        _STATE_CACHE.update(key=key, states={})
+        stored = torch.load(disk, weights_only=True) if disk and disk.exists() else {}
+        _STATE_CACHE.update(key=key, states={(text, Context(*ctx) if ctx else None): value
+                                             for (text, ctx), value in stored.items()})
     cache: dict = _STATE_CACHE["states"]
     use_context = model_config.context != "none" and contexts is not None
     items = [(text, contexts[i] if use_context else None) for i, text in enumerate(texts)]
@@ -192,6 +209,12 @@ def frozen_states(
                 hidden[row, :length].clone(),
                 int(inputs["sentence_mask"][row].sum()),
             )
+    if disk and missing:
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        plain = {(text, (ctx.previous, ctx.title) if ctx else ()): value
+                 for (text, ctx), value in cache.items()}
+        torch.save(plain, disk.with_suffix(".tmp"))
+        disk.with_suffix(".tmp").replace(disk)
     return CachedStates(
         states=[cache[item][0] for item in items],
         sentence_lengths=[cache[item][1] for item in items],

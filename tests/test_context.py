@@ -149,3 +149,22 @@ def test_cross_validation_cache_predicts_as_the_full_forward_pass(tiny_base_mode
     full = cached.predict_proba(texts, contexts)
     assert np.allclose(through_cache.stance, full.stance, atol=1e-5)
     assert np.allclose(through_cache.claims, full.claims, atol=1e-5)
+
+
+def test_frozen_states_kept_on_disk_are_reused_by_another_run(tiny_base_model, tmp_path,
+                                                              monkeypatch):
+    from mineral_stance import train
+    from mineral_stance.model import ModelConfig
+
+    monkeypatch.setenv(train.STATE_CACHE_ENV, str(tmp_path))
+    encoder, tokenizer = load_encoder(str(tiny_base_model))
+    config = ModelConfig(base_model=str(tiny_base_model), text_prefix="", max_length=32,
+                         context="previous", context_length=16)
+    texts, contexts = [QUOTED, NARRATION], [Context(SPEAKER, "t"), Context()]
+    first = train.frozen_states(encoder, tokenizer, texts, config, 1, contexts)
+    assert len(list(tmp_path.glob("frozen-states-*.pt"))) == 1
+    monkeypatch.setattr(train, "_STATE_CACHE", {"key": None, "states": {}})  # a new process
+    monkeypatch.setattr(train, "encode", lambda *a, **k: pytest.fail("encoded again"))
+    second = train.frozen_states(encoder, tokenizer, texts, config, 1, contexts)
+    assert all(torch.equal(a, b) for a, b in zip(first.states, second.states, strict=True))
+    assert first.sentence_lengths == second.sentence_lengths
