@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -120,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     from mineral_stance.predict import StanceClassifier
     from mineral_stance.report import describe_training, write_model_card
-    from mineral_stance.train import tune_thresholds
+    from mineral_stance.train import STATE_CACHE_ENV, tune_thresholds
 
     config = TrainConfig.from_toml(args.config)
     texts, targets, frame = cross_validation_data(Path(args.gold))
@@ -171,6 +172,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                              f"{calibration['ece_after'][task]:.3f}"
                              for task in calibration["ece_before"]),
             "fit_minutes": fit_minutes,
+            "total_minutes": (time.perf_counter() - started) / 60,
+            "cached": "; the frozen encoder states were read from the state cache "
+                      f"({STATE_CACHE_ENV}), so no sentence was encoded"
+                      if os.environ.get(STATE_CACHE_ENV) else "",
             "threads": config.threads,
             "data_sha256": file_sha256(args.gold),
             "n": len(texts),

@@ -57,7 +57,7 @@ SHIPPED_MODEL_DIR = MODELS_DIR / "mineral-stance-e5-small"
 REPORTS_DIR = PROJECT_DIR / "training" / "reports"
 # the config that trains the shipped model, and the configs the comparison runs
 # (paths relative to the project directory)
-SHIPPED_CONFIG = "training/e5-linear-probe.toml"
+SHIPPED_CONFIG = "training/e5-linear-probe-context.toml"
 COMPARED_CONFIGS = (
     "training/e5-linear-probe.toml",
     "training/e5-linear-probe-context.toml",

@@ -233,7 +233,8 @@ in `label-schema.md`.
 - Calibration: per-task temperatures {temperatures} (fitted on out-of-fold
   predictions); expected calibration error before → after scaling: {ece}.
 - Claim thresholds (tuned on the calibrated out-of-fold predictions): {thresholds}.
-- Training on all sentences took {fit_minutes:.1f} min on this machine ({threads} threads).
+- Time on this machine ({threads} threads): {fit_minutes:.1f} min for the fit on all
+  sentences, {total_minutes:.1f} min for the whole `train` run (cross-validation included){cached}.
 - Files: `config.json` (label maps, thresholds, settings), `heads.safetensors`,
   and, when encoder layers were trained, `adapter/` (LoRA) or
   `encoder_top.safetensors` (top layers).
