@@ -11,6 +11,7 @@ Extra fields are allowed and ignored.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,10 +20,12 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
 from mineral_stance.config import CLAIM_TYPES, STANCES, VOICES
+from mineral_stance.corpus import InputError
 
 if TYPE_CHECKING:
     from mineral_stance.labels import Targets
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 REQUIRED_FIELDS = ("id", "doc_id", "text", "claim_types", "stance", "voice")
 
 
@@ -46,6 +49,9 @@ def check_record(record: object) -> list[str]:
     for name in ("id", "doc_id", "text"):
         if name in record and not isinstance(record[name], str):
             problems.append(f"'{name}' must be a string")
+    for name in ("id", "doc_id", "text"):
+        if isinstance(record.get(name), str) and LONE_SURROGATE.search(record[name]):
+            problems.append(f"'{name}' holds a lone surrogate (an invalid \\ud800-\\udfff escape)")
     if isinstance(record.get("text"), str) and not record["text"].strip():
         problems.append("empty text")
     if isinstance(record.get("id"), str) and not record["id"].strip():
@@ -86,13 +92,17 @@ def validate_file(path: str | Path) -> tuple[list[dict], list[Problem]]:
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         return [], [Problem(str(path), line, "not UTF-8 (the schema requires UTF-8)")]
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines ends lines at \n only: U+2028 and friends may sit inside a string
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             problems.append(Problem(str(path), number, f"bad JSON: {error.msg}"))
+            continue
+        except RecursionError:
+            problems.append(Problem(str(path), number, "bad JSON: nested too deeply"))
             continue
         messages = check_record(record)
         if isinstance(record, dict) and isinstance(record.get("id"), str):
@@ -113,7 +123,7 @@ def load_records(path: str | Path) -> list[dict]:
     if problems:
         listed = "\n".join(str(problem) for problem in problems[:20])
         more = f"\n… and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise ValueError(f"{path} is not a valid annotation file:\n{listed}{more}")
+        raise InputError(f"{path} is not a valid annotation file:\n{listed}{more}")
     return records
 
 

@@ -116,7 +116,10 @@ def repair_interrupted(path: Path) -> str | None:
 
 def _complete_lines(path: Path) -> Iterator[str]:
     """Lines of a JSONL file, ignoring a last line cut short by an interruption."""
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # split at \n only: str.splitlines() would also cut at U+2028 inside a text value
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line:
+            continue
         try:
             json.loads(line)
         except json.JSONDecodeError:
@@ -130,8 +133,22 @@ def to_csv_row(record: dict) -> dict:
     return row
 
 
+def render_article(records: list[dict], csv_rows: bool = False, header: bool = False) -> str:
+    """An article's records as JSON Lines, or as CSV rows (with the header row first if asked)."""
+    buffer = io.StringIO()
+    if csv_rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(records[0]))
+        if header:
+            writer.writeheader()
+        writer.writerows(to_csv_row(r) for r in records)
+    else:
+        for record in records:
+            buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return buffer.getvalue()
+
+
 class RecordWriter:
-    """Appends records article by article to JSONL or CSV, flushing after each article."""
+    """Appends records article by article to JSONL or CSV (or stdout), flushing after each."""
 
     def __init__(self, path: Path | None, fieldnames: list[str] | None = None):
         self.path = path
@@ -145,17 +162,8 @@ class RecordWriter:
 
     def write_article(self, records: list[dict]) -> None:
         """All of an article's records in one write, then flush: an article is in or out."""
-        buffer = io.StringIO()
-        if self.csv:
-            writer = csv.DictWriter(buffer, fieldnames=list(records[0]))
-            if self.needs_header:
-                writer.writeheader()
-                self.needs_header = False
-            writer.writerows(to_csv_row(r) for r in records)
-        else:
-            for record in records:
-                buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.handle.write(buffer.getvalue())
+        self.handle.write(render_article(records, self.csv, self.needs_header))
+        self.needs_header = False
         self.handle.flush()
 
     def close(self) -> None:
@@ -164,7 +172,11 @@ class RecordWriter:
 
 
 def finish_parquet(out: Path) -> None:
-    """Write the Parquet file from the journal (and a previous Parquet file), then tidy up."""
+    """Write the Parquet file from the journal (and a previous Parquet file), then tidy up.
+
+    The new file is written beside the old one and moved over it, so a failure
+    here (a full disk) leaves the old Parquet file and the journal as they were.
+    """
     journal = journal_path(out)
     frames = []
     if out.exists():
@@ -174,7 +186,12 @@ def finish_parquet(out: Path) -> None:
         if lines:
             frames.append(pd.DataFrame([json.loads(line) for line in lines]))
     if frames:
-        pd.concat(frames, ignore_index=True).to_parquet(out, index=False)
+        temporary = out.with_name(f".{out.name}.tmp")
+        try:
+            pd.concat(frames, ignore_index=True).to_parquet(temporary, index=False)
+            temporary.replace(out)
+        finally:
+            temporary.unlink(missing_ok=True)
     if journal.exists():
         journal.unlink()
 
@@ -196,19 +213,24 @@ def write_summaries(records: pd.DataFrame, path: Path) -> int:
         summarise(group.to_dict("records"), str(doc_id))
         for doc_id, group in records.groupby("doc_id", sort=False)
     ]
-    if path.suffix.lower() == ".csv":
-        flat = [
-            {
-                k: (json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v)
-                for k, v in s.items()
-            }
-            for s in summaries
-        ]
-        pd.DataFrame(flat).to_csv(path, index=False)
-    else:
-        with open(path, "w", encoding="utf-8") as handle:
-            for summary in summaries:
-                handle.write(json.dumps(summary, ensure_ascii=False) + "\n")
+    temporary = path.with_name(f".{path.name}.tmp")  # a failed write keeps the old summaries
+    try:
+        if path.suffix.lower() == ".csv":
+            flat = [
+                {
+                    k: (json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v)
+                    for k, v in s.items()
+                }
+                for s in summaries
+            ]
+            pd.DataFrame(flat).to_csv(temporary, index=False)
+        else:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                for summary in summaries:
+                    handle.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return len(summaries)
 
 

@@ -27,6 +27,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from mineral_stance.corpus import InputError, seed_paths, segment_file, write_units
 
     paths = [Path(p) for p in args.files] or seed_paths()
+    if args.output:
+        refuse_outputs_that_are_inputs([str(p) for p in paths], [Path(args.output)])
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     failed = 0
     try:
@@ -223,13 +225,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mineral_stance.predict import load_classifier
     from mineral_stance.report import html_report
 
+    html_path = Path(args.html) if args.html else Path(args.gold).with_suffix(".report.html")
+    refuse_outputs_that_are_inputs([args.gold], [html_path])
     records = load_records(args.gold)
     classifier = load_classifier(args.model)
     probabilities = classifier.predict_proba([r["text"] for r in records])
     metrics = score(
         targets_from_records(records), probabilities.decide(classifier.claim_thresholds)
     )
-    html_path = Path(args.html) if args.html else Path(args.gold).with_suffix(".report.html")
     html_path.write_text(
         html_report(metrics, source=str(args.gold), model=str(args.model or SHIPPED_MODEL_DIR)),
         encoding="utf-8",
@@ -251,6 +254,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         print(f"HTML report: {html_path}", file=sys.stderr)
     return 0
+
+
+def compare_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces a comparison, for its report."""
+    parts = ["mineral-stance compare", *args.configs]
+    if args.gold != str(GOLD_PATH):
+        parts += ["--gold", args.gold]
+    if args.seeds_only:
+        parts.append("--seeds-only")
+    if args.folds != 5:
+        parts += ["--folds", str(args.folds)]
+    if args.only:
+        parts += ["--only", *(f'"{name}"' for name in args.only)]
+    if args.output != str(REPORTS_DIR):
+        parts += ["-o", args.output]
+    return " ".join(parts)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -282,7 +301,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         write_json,
     )
 
-    texts, targets, frame = cross_validation_data(Path(args.gold))
+    texts, targets, frame = cross_validation_data(Path(args.gold), args.seeds_only)
     groups, n_folds = outlet_groups(frame, args.folds)
     systems = {
         "majority": MajorityBaseline,
@@ -320,9 +339,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    commands = ["mineral-stance compare " + " ".join(args.configs)
-                + (" --only " + " ".join(f'"{o}"' for o in args.only) if args.only else "")
-                + (" --add" if args.add else "")]
+    commands = [compare_command(args) + (" --add" if args.add else "")]
     ran = dict(results)
     if args.add and (out / "comparison.json").exists():
         # systems compared earlier on the same gold file and split stay in the table
@@ -389,45 +406,44 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """Label every sentence of many articles; one output table, per-article summaries."""
+    from contextlib import nullcontext
+
     from tqdm.auto import tqdm
 
     from mineral_stance.batch import (
         BatchCounts,
         RecordWriter,
-        append_target,
         chunks_of_articles,
-        finish_parquet,
-        finished_doc_ids,
         output_format,
         read_output,
-        repair_interrupted,
         write_summaries,
     )
-    from mineral_stance.inputs import InputProblem, iter_articles
+    from mineral_stance.batch_output import BatchOutput
+    from mineral_stance.inputs import InputProblem, discover, iter_articles
     from mineral_stance.predict import load_classifier
 
     if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
         raise ValueError(f"--min-confidence must be between 0 and 1, not {args.min_confidence}")
     out = Path(args.output) if args.output else None
-    suffix = output_format(out)
-    if out is None and args.resume:
-        raise ValueError("--resume needs an output file (-o)")
-    if out is not None and out.exists() and not (args.resume or args.overwrite):
-        raise ValueError(
-            f"{out} exists; use --resume to add the remaining articles or --overwrite to replace it"
-        )
-    if out is not None and args.overwrite:
-        for path in (out, append_target(out)):
-            path.unlink(missing_ok=True)
-    done_before: set[str] = set()
-    if out is not None and args.resume:
-        cut = repair_interrupted(append_target(out))
-        if cut is not None:
-            print(f"{out}: article {cut!r} was cut off and will be redone", file=sys.stderr)
-        done_before = finished_doc_ids(out)
+    summary = Path(args.summary) if args.summary else None
+    output_format(out)
+    if out is None and (args.resume or args.overwrite or summary):
+        raise ValueError("--resume, --overwrite and --summary need an output file (-o)")
+    if args.resume and args.overwrite:
+        raise ValueError("use either --resume or --overwrite, not both")
+    refuse_outputs_that_are_inputs(args.paths, [out, summary])
+    if summary is not None and summary.exists() and not (args.resume or args.overwrite):
+        raise ValueError(f"{summary} exists; use --resume or --overwrite to replace it")
+    mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
+    output = BatchOutput(out, mode) if out is not None else None
+    exclude = output.files() if output is not None else set()
+    if summary is not None:
+        exclude.add(summary)
+    if args.overwrite:  # a mistyped path must not cost the old output its records
+        missing = [p for p in discover(args.paths, exclude=exclude) if isinstance(p, InputProblem)]
+        if missing:
+            raise ValueError(f"{missing[0]}; nothing done, so --overwrite keeps {out} as it is")
 
-    classifier = load_classifier(args.model, threads=args.threads)
-    classifier.batch_size = args.batch_size
     counts = BatchCounts()
 
     def articles():
@@ -436,6 +452,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             text_field=args.text_field,
             id_field=args.id_field,
             text_column=args.text_column,
+            exclude=exclude,
         ):
             if isinstance(item, InputProblem):
                 counts.failed += 1
@@ -445,37 +462,119 @@ def cmd_classify(args: argparse.Namespace) -> int:
             else:
                 yield item
 
-    writer = RecordWriter(append_target(out) if out else None)
-    progress = tqdm(desc="classifying", unit=" articles", file=sys.stderr, disable=args.quiet)
+    done_before: set[str] = set()
+    progress = None  # set once the output is locked and the model loaded
     try:
-        for chunk in chunks_of_articles(articles()):
-            groups = classifier.classify_unit_groups(
-                [units for _, units in chunk], min_confidence=args.min_confidence
+        with output if output is not None else nullcontext():  # locks -o before the model loads
+            if output is not None:
+                if output.repaired:
+                    print(f"{out}: {output.repaired}", file=sys.stderr)
+                done_before = output.done_before
+            classifier = load_classifier(args.model, threads=args.threads)
+            classifier.batch_size = args.batch_size
+            stdout = RecordWriter(None) if output is None else None
+            progress = tqdm(
+                desc="classifying", unit=" articles", file=sys.stderr, disable=args.quiet
             )
-            for (article, _), records in zip(chunk, groups, strict=True):
-                for record in records:
-                    record["source"] = article.source
-                if records:
-                    writer.write_article(records)
-                counts.done += 1
-                counts.sentences += len(records)
-                progress.update(1)
-    finally:
+            for chunk in chunks_of_articles(articles()):
+                groups = classifier.classify_unit_groups(
+                    [units for _, units in chunk], min_confidence=args.min_confidence
+                )
+                for (article, _), records in zip(chunk, groups, strict=True):
+                    for record in records:
+                        record["source"] = article.source
+                    if records and output is not None:
+                        output.write_article(article.doc_id, records)
+                    elif records and stdout is not None:
+                        stdout.write_article(records)
+                    counts.done += 1
+                    counts.sentences += len(records)
+                    progress.update(1)
+            progress.close()
+            if output is not None and not output.commit() and mode == "overwrite":
+                print(f"nothing was classified; {out} left unchanged", file=sys.stderr)
+    except KeyboardInterrupt:
+        if progress is None:
+            raise  # nothing done yet: main() says so
         progress.close()
-        writer.close()
-        if out is not None and suffix == ".parquet":
-            finish_parquet(out)
-    if args.summary:
-        if out is None:
-            raise ValueError("--summary needs an output file (-o)")
-        n = write_summaries(read_output(out), Path(args.summary))
-        print(f"wrote {n} article summaries to {args.summary}", file=sys.stderr)
+        print(counts.final_line(), file=sys.stderr)
+        print(f"error: interrupted; {_what_is_kept(output)}", file=sys.stderr)
+        return 130
+    except OSError as error:  # a full disk or an output that cannot be written
+        if progress is None or isinstance(error, BrokenPipeError):
+            raise  # nothing done yet (or stdout closed): main() handles it
+        progress.close()
+        print(counts.final_line(), file=sys.stderr)
+        where = error.filename or (output.target if output is not None else "<stdout>")
+        print(
+            f"error: {where}: cannot write: {error.strerror or error}; {_what_is_kept(output)}",
+            file=sys.stderr,
+        )
+        return 1
+    if summary is not None and out.exists():
+        try:
+            n = write_summaries(read_output(out), summary)
+        except OSError as error:
+            print(f"error: {summary}: cannot write: {error.strerror or error}", file=sys.stderr)
+            return 1
+        print(f"wrote {n} article summaries to {summary}", file=sys.stderr)
     print(counts.final_line(), file=sys.stderr)
     return 1 if counts.failed else 0
 
 
+def _what_is_kept(output) -> str:
+    """What an interrupted or failed run leaves, in words."""
+    if output is None:
+        return "the records already printed are complete articles"
+    if output.mode == "overwrite":
+        return f"{output.out} left unchanged"
+    if not output.written:
+        return f"nothing new was written to {output.out}"
+    return (
+        f"{output.written} finished article(s) kept in {output.target}; "
+        "run the same command with --resume to finish"
+    )
+
+
+def refuse_outputs_that_are_inputs(inputs: list[str], outputs: list[Path | None]) -> None:
+    """An output may be neither an input named on the command line nor another output."""
+    import os
+
+    from mineral_stance.inputs import named_files
+
+    named = named_files(inputs)
+    seen: dict[str, Path] = {}
+    for path in outputs:
+        if path is None:
+            continue
+        real = os.path.realpath(os.path.abspath(path))
+        if real in named:
+            raise ValueError(f"{path} is an input; choose another output file")
+        if real in seen:
+            raise ValueError(f"{path} is given as two different outputs")
+        seen[real] = path
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line ``error: …`` (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1 (batch size, threads): checked before the model loads."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="mineral-stance",
         description="Label claims, stance toward the US-led minerals alliance, and voice, "
         "sentence by sentence, in Chinese and English commentary.",
@@ -514,8 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
     classify = commands.add_parser(
         "classify",
         help="label every sentence of articles (files, folders, globs, - for stdin)",
-        description="Exit status: 0 when every input was read, 1 when any input failed "
-        "(the batch still finishes), 2 on a usage error.",
+        description="Exit status: 0 when every input was read, 1 when any input could not "
+        "be read (the batch still finishes) or the output could not be written, 2 on a usage "
+        "error (nothing done), 130 when interrupted.",
     )
     classify.add_argument("paths", nargs="+", help="files, directories, globs, or - for stdin")
     classify.add_argument(
@@ -523,8 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--summary", help="write per-article summaries here (.jsonl or .csv)")
     classify.add_argument("--model", help="model directory (default: the shipped model)")
-    classify.add_argument("--batch-size", type=int, default=64)
-    classify.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    classify.add_argument("--batch-size", type=positive_int, default=64)
+    classify.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     classify.add_argument("--resume", action="store_true", help="skip articles already in -o")
     classify.add_argument("--overwrite", action="store_true", help="replace an existing -o")
     classify.add_argument("--text-field", default="text", help="text field of .jsonl input")
@@ -563,6 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--gold", default=str(GOLD_PATH))
     compare.add_argument("-o", "--output", default=str(REPORTS_DIR))
     compare.add_argument("--only", nargs="*", help="run only systems whose name contains these")
+    compare.add_argument("--seeds-only", action="store_true",
+                         help="the five seed articles alone (the gold set before the corpus grew)")
     compare.add_argument("--folds", type=int, default=5,
                          help="outlet-held-out folds (0: leave one document out)")
     compare.add_argument("--add", action="store_true",
@@ -573,14 +675,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mineral_stance.corpus import InputError
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         return 0
+    except InputError as error:  # an input file that cannot be read or is not valid
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:  # usage errors, bad models and bad files named by the user
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file that cannot be read or written
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -136,15 +136,19 @@ def corpus_contexts(frame: pd.DataFrame) -> list:
             in zip(frame["previous"].fillna(""), frame["title"].fillna(""), strict=True)]
 
 
-def cross_validation_data(gold_path: Path = GOLD_PATH):
+def cross_validation_data(gold_path: Path = GOLD_PATH, seeds_only: bool = False):
     """Texts, label arrays and the corpus frame (groups, perspective, script) of a gold file.
 
     Any annotation file in the schema works: sentences of articles without metadata
-    form their own groups.
+    form their own groups. ``seeds_only`` keeps the five seed articles alone (the
+    gold set as it was before the corpus grew), for before/after comparisons.
     """
     from mineral_stance.labels import targets_from_records
 
     frame = corpus_frame(gold_path, strict=False)
+    if seeds_only:
+        seeds = {row["doc_id"] for row in load_manifest()}
+        frame = frame[frame["doc_id"].isin(seeds)].reset_index(drop=True)
     return frame["text"].tolist(), targets_from_records(frame.to_dict("records")), frame
 
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import glob
 import io
 import json
 import os
 import re
+import stat
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -64,101 +66,166 @@ class InputProblem:
 # --- Discovery -----------------------------------------------------------------
 
 
-def discover(paths: Iterable[str | Path], recursive: bool = True) -> list[Source | InputProblem]:
+def discover(
+    paths: Iterable[str | Path], recursive: bool = True, exclude: Iterable[Path] = ()
+) -> list[Source | InputProblem]:
     """Expand the command-line paths into files to read, in a stable order.
 
     Files are kept as given (any extension), directories are walked (sorted,
     supported extensions only, hidden files and folders skipped), glob patterns
     are expanded like a shell would, and ``-`` stands for standard input. A path
-    that matches nothing becomes an ``InputProblem`` in its place. A file reached
-    twice (say by a folder and a glob) is listed once.
+    that matches nothing, or cannot be looked at (a symlink loop, a folder that
+    cannot be entered or listed), becomes an ``InputProblem`` in its place. A
+    file reached twice (say by a folder and a glob) is listed once; files in
+    ``exclude`` (what this run writes, such as its own output) are left out.
     """
-    found: list[Source | InputProblem] = []
-    seen: set[Path | str] = set()
+    return [found.source for found in _discover(paths, recursive, exclude)]
 
-    def add(item: Source | InputProblem) -> None:
-        if isinstance(item, InputProblem):
-            found.append(item)
-            return
-        key = item if item == STDIN else item.resolve()
-        if key not in seen:
-            seen.add(key)
-            found.append(item)
 
+@dataclass
+class _Found:
+    """A file to read with its doc_id key, or a problem in its place."""
+
+    source: Source | InputProblem
+    key: str = ""
+
+
+def _discover(
+    paths: Iterable[str | Path], recursive: bool, exclude: Iterable[Path]
+) -> list[_Found]:
+    excluded = {_real(path) for path in exclude}
+    found: list[_Found] = []
+    roots: dict[Path, Path | None] = {}  # each file and the folder argument it was found in
+    seen: set[str] = set()
     for raw in paths:
-        for item in _expand(str(raw), recursive):
-            add(item)
+        for item, root in _expand(str(raw), recursive):
+            if isinstance(item, Path):
+                real = _real(item)
+                if real in excluded or real in seen:
+                    continue
+                seen.add(real)
+                roots[item] = root
+            found.append(_Found(item, "stdin"))
+    keys = file_keys(list(roots), roots)
+    for f in found:
+        if isinstance(f.source, Path):
+            f.key = keys[f.source]
     return found
 
 
-def _expand(raw: str, recursive: bool) -> list[Source | InputProblem]:
-    """What one command-line argument stands for."""
+def named_files(paths: Iterable[str | Path]) -> set[str]:
+    """Real paths of the files named on the command line or matched by a glob (not walked)."""
+    named = set()
+    for raw in map(str, paths):
+        if raw == STDIN:
+            continue
+        for item in glob.glob(raw, recursive=True) if GLOB_CHARACTERS & set(raw) else [raw]:
+            if os.path.isfile(item):
+                named.add(_real(Path(item)))
+    return named
+
+
+def _real(path: Path) -> str:
+    """A path's real location; never raises, even for a symlink loop."""
+    return os.path.realpath(os.path.abspath(path))
+
+
+def _expand(raw: str, recursive: bool) -> list[tuple[Source | InputProblem, Path | None]]:
+    """What one command-line argument stands for, each file with the folder it was found in."""
     if raw == STDIN:
-        return [STDIN]
-    if GLOB_CHARACTERS & set(raw) and not Path(raw).exists():
-        matches = sorted(glob.glob(raw, recursive=True))
-        if not matches:
-            return [InputProblem(raw, None, "no files match this pattern")]
-        items: list[Source | InputProblem] = []
-        for match in matches:
-            path = Path(match)
-            items.extend(_walk(path, recursive) if path.is_dir() else [path])
-        return items
-    path = Path(raw)
-    if path.is_dir():
-        return _walk(path, recursive) or [
-            InputProblem(raw, None, f"no {'/'.join(sorted(SUPPORTED_SUFFIXES))} files here")
-        ]
-    if path.exists():
-        return [path]
-    return [InputProblem(raw, None, "no such file or directory")]
+        return [(STDIN, None)]
+    try:
+        if GLOB_CHARACTERS & set(raw) and not Path(raw).exists():
+            matches = sorted(glob.glob(raw, recursive=True))
+            if not matches:
+                return [(InputProblem(raw, None, "no files match this pattern"), None)]
+            items: list[tuple[Source | InputProblem, Path | None]] = []
+            for match in matches:
+                path = Path(match)
+                items.extend(_walk(path, recursive) if path.is_dir() else [(path, None)])
+            return items
+        path = Path(raw)
+        if path.is_dir():
+            return _walk(path, recursive) or [
+                (
+                    InputProblem(
+                        raw, None, f"no {'/'.join(sorted(SUPPORTED_SUFFIXES))} files here"
+                    ),
+                    None,
+                )
+            ]
+        if path.is_symlink() and not path.exists():
+            target = "a symlink loop" if _is_loop(path) else "no such file or directory"
+            return [(InputProblem(raw, None, target), None)]
+        if path.exists():
+            return [(path, None)]
+    except OSError as error:  # e.g. a folder on the way that cannot be entered
+        return [(InputProblem(raw, None, f"cannot look at this path: {_reason(error)}"), None)]
+    return [(InputProblem(raw, None, "no such file or directory"), None)]
 
 
-def _walk(root: Path, recursive: bool) -> list[Path]:
-    """Supported, non-hidden files under ``root``, sorted by their path."""
-    files = []
-    for folder, subfolders, names in os.walk(root):
+def _is_loop(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def _walk(root: Path, recursive: bool) -> list[tuple[Source | InputProblem, Path | None]]:
+    """Supported, non-hidden files under ``root``, sorted by their path; unlistable folders
+    become problems (os.walk would skip them without a word)."""
+    files: list[tuple[Path, Path]] = []
+    problems: list[tuple[Source | InputProblem, Path | None]] = []
+
+    def report(error: OSError) -> None:
+        where = error.filename or str(root)
+        problems.append((InputProblem(str(where), None, f"cannot list: {_reason(error)}"), None))
+
+    for folder, subfolders, names in os.walk(root, onerror=report):
         if recursive:
-            subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         else:
             subfolders[:] = []
         for name in names:
             path = Path(folder, name)
             if not name.startswith(".") and path.suffix.lower() in SUPPORTED_SUFFIXES:
-                files.append(path)
-    return sorted(files, key=lambda path: path.relative_to(root).parts)
+                files.append((path, root))
+    files.sort(key=lambda item: item[0].relative_to(root).parts)
+    return [*problems, *files]
 
 
 # --- Document identifiers --------------------------------------------------------
 
 
-def file_keys(files: list[Path]) -> dict[Path, str]:
-    """A short name per file, unique in the run: the stem, or more where stems clash.
+def file_keys(files: list[Path], roots: dict[Path, Path | None] | None = None) -> dict[Path, str]:
+    """A short name per file that does not depend on which other files are in the run.
 
-    Files sharing a stem are named by their path (without extension) relative to
-    the folder they have in common, with ``/`` written ``__``; if that still
-    clashes (``a.txt`` next to ``a.md``) the extension is kept.
+    A file named on the command line is its stem; a file found in a folder
+    given on the command line is its path relative to that folder without the
+    extension, ``/`` written ``__`` (``news/cn/report.txt`` → ``cn__report``);
+    the seed articles keep their manifest slugs. Adding files never renames
+    one already classified, so ``--resume`` recognises it. Only two files whose
+    names differ in nothing but the extension (``a.txt`` beside ``a.md``) keep
+    their extensions to stay apart.
     """
-    stems = Counter(path.stem for path in files)
-    keys = {path: path.stem for path in files}
-    seed_slugs = seed_doc_ids()
-    for path in files:  # the seed articles keep their manifest slugs
-        if Path(os.path.abspath(path)).parent == SEEDS_DIR and path.name in seed_slugs:
-            keys[path] = seed_slugs[path.name]
-            stems[path.stem] -= 1
-    for stem, count in stems.items():
-        if count < 2:
-            continue
-        group = [path for path in files if path.stem == stem and keys[path] == stem]
-        absolute = [Path(os.path.abspath(path)) for path in group]
-        common = Path(os.path.commonpath([path.parent for path in absolute]))
-        relative = [path.relative_to(common) for path in absolute]
-        names = [path.with_suffix("").as_posix() for path in relative]
-        if len(set(names)) < len(names):
-            names = [path.as_posix() for path in relative]
-        for path, name in zip(group, names, strict=True):
-            keys[path] = name.replace("/", "__")
-    return keys
+    roots = roots or {}
+    keys = {path: _file_key(path, roots.get(path)) for path in files}
+    counts = Counter(keys.values())
+    return {path: key + path.suffix if counts[key] > 1 else key for path, key in keys.items()}
+
+
+def _file_key(path: Path, root: Path | None) -> str:
+    seed_slug = seed_doc_ids().get(path.name)
+    if seed_slug and Path(os.path.abspath(path)).parent == SEEDS_DIR:
+        return seed_slug
+    if root is None:
+        return path.stem
+    return path.relative_to(root).with_suffix("").as_posix().replace("/", "__")
 
 
 def _unique(doc_id: str, used: set[str]) -> str:
@@ -182,6 +249,7 @@ def iter_articles(
     max_bytes: int = DEFAULT_MAX_BYTES,
     stdin: TextIO | None = None,
     recursive: bool = True,
+    exclude: Iterable[Path] = (),
 ) -> Iterator[Article | InputProblem]:
     """Every article in ``paths`` (see ``discover``), and a problem for each bad input.
 
@@ -190,19 +258,19 @@ def iter_articles(
     (JSONL) or ``<file key>:<row number>`` (CSV, first data row is 1). A whole-file
     article's doc_id is its file key (see ``file_keys``); standard input is
     ``stdin`` (read from ``sys.stdin`` unless ``stdin`` is given). Doc ids are
-    unique in the run: a repeated one gets ``~2``, ``~3``… appended.
+    unique in the run: a repeated one gets ``~2``, ``~3``… appended. Files in
+    ``exclude`` (the run's own output) are never read.
     """
-    sources = discover(paths, recursive=recursive)
-    keys = file_keys([item for item in sources if isinstance(item, Path)])
     used: set[str] = set()
-    for item in sources:
+    for found in _discover(paths, recursive, exclude):
+        item = found.source
         if isinstance(item, InputProblem):
             yield item
             continue
         if item == STDIN:
             records = _read_stdin(sys.stdin if stdin is None else stdin, max_bytes)
         else:
-            records = _read_file(item, keys[item], text_field, id_field, text_column, max_bytes)
+            records = _read_file(item, found.key, text_field, id_field, text_column, max_bytes)
         for record in records:
             if isinstance(record, Article):
                 record.doc_id = _unique(record.doc_id, used)
@@ -220,13 +288,19 @@ def _read_file(
     """Read one file's bytes (refusing huge or unreadable ones) and hand them to its format."""
     source = str(path)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
+        kind = _file_kind(os.stat(path).st_mode)
+        if kind:  # a pipe would block forever, /dev/zero never ends
+            yield InputProblem(source, None, f"not a regular file ({kind}); use - for a pipe")
+            return
+        with open(path, "rb") as handle:  # the limit holds while reading, whatever stat says
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            size = max(os.stat(path).st_size, len(data))
             yield InputProblem(source, None, f"too large: {_size(size)} > limit {_size(max_bytes)}")
             return
-        data = path.read_bytes()
     except OSError as error:
-        yield InputProblem(source, None, f"cannot read: {error.strerror or error}")
+        reason = "a symlink loop" if error.errno == errno.ELOOP else _reason(error)
+        yield InputProblem(source, None, f"cannot read: {reason}")
         return
     suffix = path.suffix.lower()
     try:
@@ -240,6 +314,18 @@ def _read_file(
             yield Article(key, decode_bytes(data, source), source)
     except InputError as error:
         yield _problem(error, source)
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular file is ("" for a regular file)."""
+    kinds = {
+        stat.S_ISFIFO: "a named pipe",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISDIR: "a directory",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "")
 
 
 def _read_stdin(stream: TextIO, max_bytes: int) -> Iterator[Article | InputProblem]:
@@ -285,6 +371,9 @@ def read_jsonl(
         except json.JSONDecodeError as error:
             yield InputProblem(source, number, f"invalid JSON: {error.msg} (column {error.colno})")
             continue
+        except RecursionError:
+            yield InputProblem(source, number, "invalid JSON: nested too deeply")
+            continue
         if not isinstance(record, dict):
             kind = type(record).__name__
             yield InputProblem(source, number, f"expected a JSON object, got {kind}")
@@ -297,6 +386,10 @@ def read_jsonl(
             yield InputProblem(source, number, problem)
             continue
         own_id = record.get(id_field) if id_field else None
+        surrogate = _surrogate_problem(text, own_id)
+        if surrogate:
+            yield InputProblem(source, number, surrogate)
+            continue
         yield Article(_record_id(own_id, key, number), text, source)
 
 
@@ -335,6 +428,23 @@ def _text_problem(text: object, name: str) -> str:
     return ""
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_problem(*values: object) -> str:
+    """A JSON escape such as ``"\\ud800"`` decodes to a lone surrogate, which no UTF-8
+    output can hold; report it here rather than crash when writing ("" if none)."""
+    for value in values:
+        if isinstance(value, str):
+            found = LONE_SURROGATE.search(value)
+            if found:
+                return (
+                    f"a lone surrogate \\u{ord(found.group()):04x} at character {found.start()} "
+                    "(not a valid character)"
+                )
+    return ""
+
+
 def _record_id(value: object, key: str, number: int) -> str:
     """The record's own id if it has a usable one, else ``<file key>:<number>``."""
     if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
@@ -352,25 +462,20 @@ def read_csv(
     text = decode_bytes(data, source).removeprefix("\ufeff")
     # The default cell limit (128 KB) is below a long article; the limit is global.
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = [name.strip().removeprefix("\ufeff").strip() for name in next(reader, [])]
+    lines = io.StringIO(text, newline="").readlines()  # \n, \r\n or \r; never U+2028
+    header_reader = csv.reader(lines[:1])
+    header = [name.strip().removeprefix("\ufeff").strip() for name in next(header_reader, [])]
     if text_column not in header:
         columns = ", ".join(repr(name) for name in header) or "none"
         yield InputProblem(source, 1, f"no column {text_column!r} (columns: {columns})")
         return
     text_at = header.index(text_column)
     id_at = header.index(id_field) if id_field in header else None
-    row_number, line = 0, reader.line_num + 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            yield InputProblem(source, line, f"malformed CSV: {error}")
-            line = reader.line_num + 1
+    row_number = 0
+    for start, row in _csv_rows(lines, source):
+        if isinstance(row, InputProblem):
+            yield row
             continue
-        start, line = line, reader.line_num + 1
         if not any(cell.strip() for cell in row):
             continue  # blank line or a row of empty cells
         row_number += 1
@@ -383,6 +488,35 @@ def read_csv(
         yield Article(_record_id(own_id, key, row_number), cell, source)
     if row_number == 0:
         yield InputProblem(source, None, "no rows after the header")
+
+
+def _csv_rows(lines: list[str], source: str) -> Iterator[tuple[int, list[str] | InputProblem]]:
+    """Rows after the header with the line each starts on.
+
+    The reader is strict, so a quoted field that is never closed, or closed in
+    the middle of a later row, is an error instead of silently swallowing the
+    rows after it. That row is reported at the line where it starts, and
+    reading starts again on the next line, so only the broken row is lost.
+    """
+    position = 1  # index of the next line to read (the header is line 1)
+    while position < len(lines):
+        reader = csv.reader(iter(lines[position:]), strict=True)
+        while True:
+            start = position + reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                message = (
+                    "a quoted field runs past the end of its row (unclosed quote?)"
+                    if reader.line_num + position > start or "end of data" in str(error)
+                    else f"malformed CSV: {error}"
+                )
+                yield start, InputProblem(source, start, message)
+                position = start  # start again on the line after the broken row's first
+                break
+            yield start, row
 
 
 # --- HTML ------------------------------------------------------------------------

@@ -218,12 +218,17 @@ def sentence_vector(states: torch.Tensor, attention_mask: torch.Tensor) -> torch
     return nn.functional.normalize(mean_pool(states, attention_mask), dim=-1)
 
 
-def load_encoder(base_model: str) -> tuple[nn.Module, object]:
-    """The base encoder and its tokenizer, from the bundled e5, a local dir or a hub id."""
+def load_encoder(base_model: str, local_files_only: bool = False) -> tuple[nn.Module, object]:
+    """The base encoder and its tokenizer, from the bundled e5, a local dir or a hub id.
+
+    ``local_files_only`` keeps a hub id from reaching the network (loading a saved model).
+    """
     location = resolve_base_model(base_model)
     with quiet_transformers():
-        encoder = AutoModel.from_pretrained(location, add_pooling_layer=False)
-        tokenizer = AutoTokenizer.from_pretrained(location)
+        encoder = AutoModel.from_pretrained(
+            location, add_pooling_layer=False, local_files_only=local_files_only
+        )
+        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_files_only)
     return encoder, tokenizer
 
 
@@ -252,9 +257,12 @@ def save_pretrained(model: MultiTaskModel, tokenizer, directory: str | Path) -> 
 
 def from_pretrained(directory: str | Path) -> tuple[MultiTaskModel, object]:
     """Rebuild a saved model on top of its base encoder, ready for inference."""
+    from mineral_stance.model_files import check_fits_encoder, validate_model_dir
+
     directory = Path(directory)
-    config = ModelConfig.load(directory)
-    encoder, tokenizer = load_encoder(config.base_model)
+    config = validate_model_dir(directory)  # refuses a broken directory, naming file and field
+    encoder, tokenizer = load_encoder(config.base_model, local_files_only=True)
+    check_fits_encoder(directory, config, encoder)
     if config.method == "lora":
         from peft import PeftModel
 

@@ -27,6 +27,7 @@ from mineral_stance.model import MultiTaskModel, from_pretrained, save_pretraine
 from mineral_stance.results import ArticleResult, Predictions
 from mineral_stance.segment import Unit, segment_text
 from mineral_stance.train import fit, predict_probabilities
+from mineral_stance.truncation import fit_to_model
 
 
 @dataclass
@@ -38,6 +39,8 @@ class SentenceResult:
     stance: str
     voice: str
     probabilities: dict[str, float]
+    # longer than the model's max_length: labelled from its first max_length tokens only
+    truncated: bool = False
     # set when the caller asked for a minimum confidence: the stance label stays as
     # it is, and ``stance_uncertain`` says its probability fell below that minimum
     stance_uncertain: bool | None = None
@@ -52,6 +55,7 @@ class SentenceResult:
             "claim_types": self.claim_types,
             "stance": self.stance,
             "voice": self.voice,
+            "truncated": self.truncated,
             **{f"p_{name}": round(value, 4) for name, value in self.probabilities.items()},
         }
         if self.stance_uncertain is not None:
@@ -120,8 +124,10 @@ class StanceClassifier:
             return Probabilities(
                 np.zeros((0, len(CLAIM_TYPES))), np.zeros((0, len(STANCES))), np.zeros((0, 2))
             )
+        # a sentence over max_length is cut once, so the encoder and the cues read the same text
+        fitted, _ = fit_to_model(model.config, self.tokenizer, list(texts))
         return predict_probabilities(
-            model, self.tokenizer, list(texts), self.batch_size, contexts=contexts,
+            model, self.tokenizer, fitted, self.batch_size, contexts=contexts,
             cached=self.cache_states,
         )
 
@@ -140,12 +146,16 @@ class StanceClassifier:
             raise TypeError("predict() takes a list of sentences; wrap a single one in [ ]")
         if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be between 0 and 1, not {min_confidence}")
-        probabilities = self.predict_proba(texts, contexts)
+        fitted, truncated = fit_to_model(self._require_model().config, self.tokenizer, list(texts))
+        probabilities = self.predict_proba(fitted, contexts)
         decisions = label_dicts(probabilities.decide(self.claim_thresholds))
         results = []
         for i, (text, decision) in enumerate(zip(texts, decisions, strict=True)):
             result = SentenceResult(
-                text=text, probabilities=_probability_dict(probabilities, i), **decision
+                text=text,
+                probabilities=_probability_dict(probabilities, i),
+                truncated=truncated[i],
+                **decision,
             )
             if min_confidence is not None:
                 result.stance_uncertain = result.stance_confidence < min_confidence
@@ -184,8 +194,9 @@ class StanceClassifier:
                 record = unit.to_record()
                 if unit.kind in LABELLED_KINDS:
                     record.update(next(results).to_record())
-                else:
+                else:  # the same columns as a labelled unit, probabilities empty
                     record.update({"claim_types": [], "stance": "unrelated", "voice": "author"})
+                    record.update({"truncated": False, **dict.fromkeys(PROBABILITY_COLUMNS)})
                 records.append(record)
             out.append(records)
         return out
@@ -215,6 +226,13 @@ class StanceClassifier:
         return self.model
 
 
+PROBABILITY_COLUMNS = (
+    [f"p_claim_{name}" for name in CLAIM_TYPES]
+    + [f"p_stance_{name}" for name in STANCES]
+    + [f"p_voice_{name}" for name in VOICES]
+)
+
+
 def _probability_dict(probabilities: Probabilities, row: int) -> dict[str, float]:
     values = {f"claim_{name}": probabilities.claims[row, i] for i, name in enumerate(CLAIM_TYPES)}
     values.update(
@@ -226,6 +244,8 @@ def _probability_dict(probabilities: Probabilities, row: int) -> dict[str, float
 
 def load_classifier(directory: str | Path | None = None, threads: int | None = None):
     """The shipped model (or one saved at ``directory``), loaded offline."""
-    if threads:
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a whole number of at least 1, got {threads!r}")
         torch.set_num_threads(threads)
     return StanceClassifier.from_pretrained(directory or SHIPPED_MODEL_DIR)

@@ -62,13 +62,16 @@ BOILERPLATE_LINE = re.compile(
 # Lines after which the article proper is over (credits, related links, back matter).
 END_OF_ARTICLE = re.compile(r"^(?:本文编译|本文編譯|本文系|[（(]责任编辑|[（(]責任編輯|相关推荐)")
 ABSTRACT_LINE = re.compile(r"^(?:Abstract|摘要|内容提要|內容提要)\s*[:：]")
+# possessive quantifiers: a long Title Case line must not backtrack exponentially
 ENGLISH_NAMES = re.compile(
-    r"^[A-Z][a-z]+(?: [A-Z][a-z]+)+(?:,? (?:and )?[A-Z][a-z]+(?: [A-Z][a-z]+)+)*$"
+    r"^[A-Z][a-z]+(?: [A-Z][a-z]+)++(?:,? (?:and )?[A-Z][a-z]+(?: [A-Z][a-z]+)++)*+$"
 )
 NUMBERED_HEADING = re.compile(
     r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[)）]|第[一二三四五六七八九十]+)"
 )
 MAX_HEADING_CHARS = 30
+# no abbreviation is longer (spaCy's longest English exception is well under this)
+LONGEST_ABBREVIATION = 16
 SHORT_LABEL_CHARS = 6
 
 
@@ -253,12 +256,17 @@ def clean(paragraph: list[Line]) -> tuple[str, list[int]]:
 
 def _squeeze_spaces(chars: list[str], offsets: list[int]) -> tuple[str, list[int]]:
     """Drop spaces next to Chinese characters or punctuation; collapse runs of spaces."""
+    # the next character that is not whitespace, for every position: one pass from the
+    # end, so a paragraph with many spaces costs linear time, not a scan per space
+    next_visible = [""] * (len(chars) + 1)
+    for i in range(len(chars) - 1, -1, -1):
+        next_visible[i] = next_visible[i + 1] if chars[i].isspace() else chars[i]
     out_chars: list[str] = []
     out_offsets: list[int] = []
     for i, char in enumerate(chars):
         if char.isspace() and char != "\u3000":
             before = out_chars[-1] if out_chars else ""
-            after = next((c for c in chars[i + 1 :] if not c.isspace()), "")
+            after = next_visible[i + 1]
             if not before or not after or before == " ":
                 continue
             if CJK_OR_PUNCT.match(before) and CJK_OR_PUNCT.match(after):
@@ -314,11 +322,21 @@ def _closes(text: str, start: int, position: int) -> bool:
 def _ends_in_abbreviation(text: str, dot: int) -> bool:
     if text[dot] != ".":
         return False
-    word = re.search(r"([A-Za-z.]+)$", text[:dot])
-    if not word:
+    # the run of ASCII letters and dots just before the dot, found by stepping back
+    # (a regex over text[:dot] would copy and rescan the text at every full stop)
+    start = dot
+    while start > 0 and (text[start - 1] == "." or _is_ascii_letter(text[start - 1])):
+        start -= 1
+        if dot - start > LONGEST_ABBREVIATION:
+            return False
+    if start == dot:
         return False
-    token = word.group(1).lower()
+    token = text[start:dot].lower()
     return token in english_abbreviations() or (len(token) == 1 and text[dot - 1].isupper())
+
+
+def _is_ascii_letter(char: str) -> bool:
+    return char.isascii() and char.isalpha()
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:

@@ -4,6 +4,8 @@ import json
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mineral_stance.annotations import agreement, label_counts, load_records, validate_file
 from mineral_stance.cli import main
@@ -19,6 +21,7 @@ from mineral_stance.config import (
 from mineral_stance.corpus import load_manifest, seed_paths, segment_file
 
 from .conftest import make_records
+from .test_inputs import JSONL_LINES
 
 
 def write_lines(path, lines):
@@ -194,3 +197,42 @@ def test_agreement_command_reports_each_script(capsys):
     out = capsys.readouterr().out
     assert "# script simplified" in out and "# script traditional" in out
     assert out.count("stance  kappa") == 3  # overall, then each script
+
+
+def test_validate_line_numbers_survive_unicode_line_separators(tmp_path):
+    """str.splitlines() also splits at U+2028 inside a JSON string; JSON Lines does not."""
+    good = {"id": "d:0", "doc_id": "d", "text": "第一句\u2028第二句\u2029。", "claim_types": [],
+            "stance": "unrelated", "voice": "author"}  # fmt: skip
+    path = tmp_path / "g.jsonl"
+    path.write_text(json.dumps(good, ensure_ascii=False) + "\n{bad\n", encoding="utf-8")
+    records, problems = validate_file(path)
+    assert records == [good]
+    assert [str(p) for p in problems] == [f"{path}:2: bad JSON: Expecting property name enclosed in double quotes"]
+
+
+def test_validate_reports_deep_nesting_and_lone_surrogates_with_their_lines(tmp_path):
+    record = {"id": "d:0", "doc_id": "d", "text": "x", "claim_types": [],
+              "stance": "unrelated", "voice": "author"}  # fmt: skip
+    surrogate = json.dumps(record).replace('"x"', '"x\\udc00"').replace("d:0", "d:1")
+    path = tmp_path / "g.jsonl"
+    path.write_text(json.dumps(record) + "\n" + "[" * 100_000 + "\n" + surrogate + "\n", "utf-8")
+    records, problems = validate_file(path)
+    assert len(records) == 1
+    assert [(p.line, p.message) for p in problems] == [
+        (2, "bad JSON: nested too deeply"),
+        (3, "'text' holds a lone surrogate (an invalid \\ud800-\\udfff escape)"),
+    ]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(JSONL_LINES, max_size=8), raw=st.binary(max_size=200))
+def test_validate_never_crashes_and_places_every_problem(tmp_path, lines, raw):
+    for data in ("\n".join(lines).encode("utf-8"), raw):
+        path = tmp_path / "fuzz.jsonl"
+        path.write_bytes(data)
+        records, problems = validate_file(path)
+        for problem in problems:
+            assert problem.path == str(path) and problem.message
+            assert 0 <= problem.line <= data.count(b"\n") + 1
+        for record in records:
+            json.dumps(record, ensure_ascii=False).encode("utf-8")

@@ -72,8 +72,8 @@ def test_classify_folder_to_jsonl_with_summary(folder, tmp_path, tiny_model_dir,
     )
     assert status == 0
     records = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
-    assert {r["doc_id"] for r in records} == {"a", "b", "c"}
-    traditional = [r for r in records if r["doc_id"] == "b"]
+    assert {r["doc_id"] for r in records} == {"a", "nested__b", "c"}
+    traditional = [r for r in records if r["doc_id"] == "nested__b"]
     assert traditional[1]["text"] == "中國一直供應美國54%的鍺,53%的鎵。"
     for record in records:
         assert {"index", "start", "end", "kind", "claim_types", "stance", "voice", "source"} <= set(
@@ -81,7 +81,7 @@ def test_classify_folder_to_jsonl_with_summary(folder, tmp_path, tiny_model_dir,
         )
     assert "3 article(s) done, 0 skipped, 0 failed" in err
     summaries = [json.loads(line) for line in summary.read_text("utf-8").splitlines()]
-    assert sorted(s["doc_id"] for s in summaries) == ["a", "b", "c"]
+    assert sorted(s["doc_id"] for s in summaries) == ["a", "c", "nested__b"]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -92,7 +92,7 @@ def test_classify_writes_csv_and_parquet(folder, tmp_path, tiny_model_dir, capsy
     )
     assert status == 0
     table = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
-    assert set(table["doc_id"].astype(str)) == {"a", "b", "c"}
+    assert set(table["doc_id"].astype(str)) == {"a", "nested__b", "c"}
     assert {"stance", "p_claim_statistic"} <= set(table.columns)
     assert not (tmp_path / f"out{suffix}.partial.jsonl").exists()
 
@@ -113,7 +113,7 @@ def test_bad_inputs_are_reported_and_the_batch_goes_on(folder, tmp_path, tiny_mo
     assert "4 article(s) done, 0 skipped, 5 failed" in err
     assert {json.loads(line)["doc_id"] for line in out.read_text("utf-8").splitlines()} >= {
         "a",
-        "b",
+        "nested__b",
         "c",
     }
 
@@ -146,7 +146,7 @@ def test_resume_after_an_interrupted_run(folder, tmp_path, tiny_model_dir, capsy
     assert lines[: len(finished.splitlines())] == finished.splitlines()
     assert {
         json.loads(line)["doc_id"] for line in lines if line.startswith("{") and line.endswith("}")
-    } == {"a", "b", "c"}
+    } == {"a", "nested__b", "c"}
 
 
 def test_resume_of_an_interrupted_parquet_run_uses_its_journal(
@@ -171,7 +171,7 @@ def test_resume_of_an_interrupted_parquet_run_uses_its_journal(
     status, _, err = run(["classify", str(folder), "-o", str(out), "--resume",
                           "--model", str(tiny_model_dir), "-q"], capsys)  # fmt: skip
     assert status == 0 and "1 skipped" in err
-    assert set(pd.read_parquet(out)["doc_id"]) == {"a", "b", "c"}
+    assert set(pd.read_parquet(out)["doc_id"]) == {"a", "nested__b", "c"}
     assert not journal.exists()
 
 

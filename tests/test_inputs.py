@@ -136,9 +136,9 @@ def test_directory_tree_reads_every_format(tree):
     assert [(a.doc_id, a.text) for a in articles] == [
         ("a", ENGLISH),
         ("b", SIMPLIFIED),
-        ("d:1", SIMPLIFIED),
-        ("e:1", ENGLISH),
-        ("c", TRADITIONAL),
+        ("m__d:1", SIMPLIFIED),
+        ("m__e:1", ENGLISH),
+        ("z__deep__c", TRADITIONAL),
     ]
 
 
@@ -496,7 +496,7 @@ def test_duplicate_stems_get_unique_doc_ids(tmp_path):
     assert [a.doc_id for a in articles] == [
         "cn__2024__report",
         "cn__notes:1",
-        "other",
+        "cn__other",
         "us__notes:1",
         "us__report",
     ]
@@ -516,3 +516,209 @@ def test_doc_ids_are_unique_across_sources(tmp_path):
 def test_input_problem_formats_with_and_without_a_line():
     assert str(InputProblem("a.jsonl", 3, "invalid JSON")) == "a.jsonl:3: invalid JSON"
     assert str(InputProblem("a.txt", None, "the file is empty")) == "a.txt: the file is empty"
+
+
+# --- 6. doc_ids do not depend on the other files of the run -----------------------
+
+
+def test_adding_a_file_never_renames_an_existing_one(tmp_path):
+    write(tmp_path / "a" / "report.txt", ENGLISH)
+    before = [a.doc_id for a in read([tmp_path])[0]]
+    write(tmp_path / "b" / "report.txt", SIMPLIFIED)
+    write(tmp_path / "0" / "report.txt", TRADITIONAL)  # sorts before the first one
+    after = [a.doc_id for a in read([tmp_path])[0]]
+    assert before == ["a__report"]
+    assert after == ["0__report", "a__report", "b__report"]
+    named = [a.doc_id for a in read([tmp_path / "a" / "report.txt"])[0]]
+    assert named == ["report"]
+
+
+# --- 9. single inputs that used to abort the whole batch --------------------------
+
+
+def test_symlink_loops_are_problems_and_the_batch_goes_on(tmp_path):
+    good = write(tmp_path / "good.txt", ENGLISH)
+    loop = tmp_path / "loop.txt"
+    loop.symlink_to(loop)
+    articles, problems = read([loop, tmp_path])
+    assert [a.source for a in articles] == [str(good)]
+    assert [str(p) for p in problems] == [f"{loop}: a symlink loop", f"{loop}: cannot read: a symlink loop"]
+
+
+def test_deeply_nested_json_is_one_problem_with_its_line(tmp_path):
+    path = write(tmp_path / "deep.jsonl", '{"text": "ok"}\n' + "[" * 100_000 + "\n" + '{"text": "after"}\n')
+    articles, problems = read([path])
+    assert [a.text for a in articles] == ["ok", "after"]
+    assert [str(p) for p in problems] == [f"{path}:2: invalid JSON: nested too deeply"]
+
+
+def test_lone_surrogate_escape_is_one_problem_with_its_line(tmp_path):
+    path = write(tmp_path / "s.jsonl", '{"text": "bad \\ud800 text"}\n{"text": "fine"}\n')
+    articles, problems = read([path])
+    assert [a.text for a in articles] == ["fine"]
+    assert [str(p) for p in problems] == [
+        f"{path}:1: a lone surrogate \\ud800 at character 4 (not a valid character)"
+    ]
+
+
+def test_path_under_a_folder_that_cannot_be_entered_is_a_problem(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    locked = tmp_path / "locked"
+    inside = write(locked / "a.txt", ENGLISH)
+    good = write(tmp_path / "good.txt", ENGLISH)
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # what chmod 000 does to a non-root user
+        if str(path).startswith(str(locked) + os.sep):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    articles, problems = read([inside, good])
+    assert [a.source for a in articles] == [str(good)]
+    assert [str(p) for p in problems] == [f"{inside}: cannot look at this path: Permission denied"]
+
+
+# --- 10. silent skips and hangs -----------------------------------------------------
+
+
+def test_unlistable_subfolder_is_reported(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    write(tmp_path / "a.txt", ENGLISH)
+    hidden_from_us = tmp_path / "private"
+    write(hidden_from_us / "b.txt", ENGLISH)
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path) == str(hidden_from_us):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    articles, problems = read([tmp_path])
+    assert [a.doc_id for a in articles] == ["a"]
+    assert [str(p) for p in problems] == [f"{hidden_from_us}: cannot list: Permission denied"]
+
+
+def test_named_pipe_and_devices_are_reported_not_read(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    good = write(tmp_path / "z.txt", ENGLISH)
+    articles, problems = read([tmp_path, "/dev/zero"])  # neither may block or fill memory
+    assert [a.source for a in articles] == [str(good)]
+    assert [str(p) for p in problems] == [
+        f"{fifo}: not a regular file (a named pipe); use - for a pipe",
+        "/dev/zero: not a regular file (a character device); use - for a pipe",
+    ]
+
+
+def test_size_limit_holds_while_reading_whatever_stat_says(tmp_path, monkeypatch):
+    import os
+
+    path = write(tmp_path / "growing.txt", "x" * 5000)
+    real_stat = os.stat
+
+    def stale_stat(target, *args, **kwargs):  # a file still growing when stat was taken
+        result = real_stat(target, *args, **kwargs)
+        if str(target) == str(path):
+            values = list(result)
+            values[6] = 10  # st_size
+            return os.stat_result(values)
+        return result
+
+    monkeypatch.setattr(os, "stat", stale_stat)
+    articles, problems = read([path], max_bytes=1000)
+    assert articles == []
+    assert [p.message for p in problems] == ["too large: 1,001 bytes > limit 1,000 bytes"]
+
+
+# --- 11. CSV quotes and JSON Lines line separators ----------------------------------
+
+
+def test_csv_unclosed_quote_costs_only_its_row(tmp_path):
+    path = write(tmp_path / "q.csv", 'id,text\n1,"unclosed text\n2,second row\n3,third row\n')
+    articles, problems = read([path], id_field="id")
+    assert [(a.doc_id, a.text) for a in articles] == [("2", "second row"), ("3", "third row")]
+    assert [str(p) for p in problems] == [
+        f"{path}:2: a quoted field runs past the end of its row (unclosed quote?)"
+    ]
+
+
+def test_csv_quote_closed_in_a_later_row_costs_only_its_row(tmp_path):
+    path = write(tmp_path / "q.csv", 'id,text\n1,"half\n2,"whole"\n3,last\n')
+    articles, problems = read([path], id_field="id")
+    assert [(a.doc_id, a.text) for a in articles] == [("2", "whole"), ("3", "last")]
+    assert [p.line for p in problems] == [2]
+
+
+def test_csv_multiline_cells_are_still_fine(tmp_path):
+    path = write(tmp_path / "m.csv", 'id,text\n1,"first line\nsecond, with a comma"\n2,x\n')
+    articles, problems = read([path], id_field="id")
+    assert problems == []
+    assert [a.text for a in articles] == ["first line\nsecond, with a comma", "x"]
+
+
+def test_jsonl_output_with_line_separators_reads_back_whole(tmp_path):
+    from mineral_stance.batch import read_output
+
+    out = tmp_path / "out.jsonl"
+    records = [{"doc_id": "a", "text": "one\u2028two\u2029three\x85four", "n": i} for i in range(3)]
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+    assert read_output(out).to_dict("records") == records
+
+
+# --- property: any bytes, any text, any JSON Lines: no crash, every problem placed -----
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+JSONL_LINES = st.one_of(
+    JSON_VALUES.map(json.dumps),
+    st.fixed_dictionaries({"text": st.text(max_size=60)}).map(lambda r: json.dumps(r, ensure_ascii=False)),
+    st.sampled_from(['{"text": "\\ud800"}', '{"text": "a\u2028b"}', "[" * 5000, '{"text": 1}', "{", ""]),
+    st.text(max_size=40),
+)
+SUFFIXES = [".txt", ".md", ".html", ".jsonl", ".csv", ".bin"]
+
+
+def check_read(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    lines = data.count(b"\n") + 1
+    for item in iter_articles([str(path)], max_bytes=100_000):
+        if isinstance(item, InputProblem):
+            assert item.source == str(path) and item.message
+            assert item.line is None or 1 <= item.line <= lines
+            assert str(item).startswith(str(path))
+        else:
+            assert isinstance(item, Article) and item.text.strip() and item.source == str(path)
+            item.text.encode("utf-8")  # writable to the output: no lone surrogates
+            item.doc_id.encode("utf-8")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=600), suffix=st.sampled_from(SUFFIXES))
+def test_any_bytes_in_any_format_never_crash_the_reader(tmp_path, data, suffix):
+    check_read(tmp_path / f"fuzz{suffix}", data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=300), suffix=st.sampled_from(SUFFIXES), encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]))
+def test_any_text_in_any_format_never_crashes_the_reader(tmp_path, text, suffix, encoding):
+    check_read(tmp_path / f"fuzz{suffix}", text.encode(encoding))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(JSONL_LINES, max_size=8))
+def test_any_json_lines_never_crash_the_reader(tmp_path, lines):
+    check_read(tmp_path / "fuzz.jsonl", "\n".join(lines).encode("utf-8"))

@@ -192,7 +192,7 @@ def test_unknown_method_is_refused(tiny_base_model):
 
 
 def test_loading_a_directory_that_is_not_a_model_fails_clearly(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a mineral_stance model"):
+    with pytest.raises(ValueError, match="not a mineral_stance model"):
         StanceClassifier.from_pretrained(tmp_path)
 
 

@@ -188,3 +188,72 @@ def test_straight_quote_opening_the_next_sentence_is_not_a_closer():
         '他说:"好。"',
         "然后走了。",
     ]
+
+
+# --- 12. linear time, whatever the whitespace ---------------------------------------
+
+
+class CountingList(list):
+    """A list that counts the items copied out by slicing."""
+
+    copied = 0
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            CountingList.copied += len(range(*key.indices(len(self))))
+        return super().__getitem__(key)
+
+
+def test_squeezing_spaces_copies_nothing_per_space():
+    """The old loop copied the rest of the paragraph at every space: quadratic."""
+    from mineral_stance.segment import _squeeze_spaces
+
+    chars = CountingList("美 国 应 与 盟 友 合 作 . the  U.S.   and allies " * 200)
+    CountingList.copied = 0
+    text, offsets = _squeeze_spaces(chars, list(range(len(chars))))
+    assert CountingList.copied <= len(chars)
+    assert text.startswith("美国应与盟友合作 . the U.S. and allies 美国应")
+    assert len(offsets) == len(text)
+
+
+def test_a_megabyte_paragraph_full_of_spaces_keeps_its_offsets():
+    paragraph = " ".join("中 国 生 产 全 球 约 60% 的 稀 土 , and the U.S. imports most of it" for _ in range(14000))
+    text = "标题\n" + paragraph + "。\n"  # one line of over a megabyte, 30 spaces a sentence
+    units = segment_text(text, "big")
+    assert len(text.encode("utf-8")) > 1_000_000
+    for unit in units:
+        assert text[unit.start] == unit.text[0] and text[unit.end - 1] == unit.text[-1]
+    assert units[1].text.startswith("中国生产全球约 60% 的稀土 , and the U.S. imports most of it 中国生产")
+
+
+def test_a_long_title_case_line_does_not_backtrack_for_ever():
+    line = " ".join(["Critical Minerals Security Partnership Members"] * 40) + " met."
+    units = segment_text(f"Title\n{line}\n", "names")
+    assert [u.kind for u in units] == ["heading", "body"]
+
+
+def test_a_long_run_of_abbreviation_dots_is_one_pass():
+    text = "Title\n" + "a." * 200_000 + " End of it.\n"
+    units = segment_text(text, "dots")
+    assert "".join(u.text for u in units).replace(" ", "") == text.replace("\n", "").replace(" ", "")
+
+
+# --- property: any text segments, offsets always point into it -----------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SEGMENT_ALPHABET = st.sampled_from(
+    list("美国应与盟友合作。！？，：；“”（）《》中國") + list("ab.!? -\t\n\r^①{}*:") + ["\u3000", "\u2028", "\x85", "\x0c"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=400), st.text(SEGMENT_ALPHABET, max_size=400)))
+def test_any_text_segments_with_offsets_into_it(text):
+    units = segment_text(text, "fuzz")
+    assert [u.index for u in units] == list(range(len(units)))
+    for unit in units:
+        assert unit.text and not unit.text.isspace()
+        assert 0 <= unit.start < unit.end <= len(text)
+        assert text[unit.start] == unit.text[0] and text[unit.end - 1] == unit.text[-1]
