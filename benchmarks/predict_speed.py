@@ -99,8 +99,8 @@ def make_pipeline_method(clf, batch_size: int):
 def make_plain_forward(clf, batch_size: int = 64):
     import torch
 
+    from mineral_stance.context import token_sorted_batches
     from mineral_stance.model import convert_script
-    from mineral_stance.train import token_sorted_batches
 
     model, config = clf.model, clf.model.config
 
@@ -108,9 +108,11 @@ def make_plain_forward(clf, batch_size: int = 64):
         cues = model.text_cues(texts)
         converted = convert_script(texts, config.script)
         with torch.inference_mode():
-            for batch, ids, mask in token_sorted_batches(
-                clf.tokenizer, converted, config.text_prefix, config.max_length, batch_size
+            for batch, inputs in token_sorted_batches(
+                clf.tokenizer, converted, None, config.text_prefix, config.max_length,
+                "none", 0, batch_size,
             ):
+                ids, mask = inputs["input_ids"], inputs["attention_mask"]
                 logits = model(torch.from_numpy(ids), torch.from_numpy(mask), cues[batch])
                 torch.sigmoid(logits["claims"]), torch.softmax(logits["stance"], -1)
 

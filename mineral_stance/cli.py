@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
 
 from mineral_stance import __version__
@@ -117,9 +118,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     import json
 
     from mineral_stance.annotations import file_sha256
-    from mineral_stance.dataset import cross_validation_data
+    from mineral_stance.calibration import apply_temperatures, calibration_report
+    from mineral_stance.dataset import corpus_contexts, cross_validation_data
     from mineral_stance.evaluate import (
         bootstrap_intervals,
+        cross_validation_folds,
         grouped_cross_validation,
         outlet_groups,
         score,
@@ -127,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     from mineral_stance.predict import StanceClassifier
     from mineral_stance.report import describe_training, write_model_card
-    from mineral_stance.train import tune_thresholds
+    from mineral_stance.train import STATE_CACHE_ENV, tune_thresholds
 
     config = TrainConfig.from_toml(args.config)
     out = Path(args.output or Path("models") / Path(args.config).stem)
@@ -140,20 +143,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     texts, targets, frame = cross_validation_data(Path(args.gold))
     doc_ids = frame["doc_id"].tolist()
     groups, n_folds = outlet_groups(frame, args.folds)
+    contexts = corpus_contexts(frame)
+    started = time.perf_counter()
     oof, decisions, _ = grouped_cross_validation(
-        lambda: StanceClassifier(config),
+        lambda: StanceClassifier(config, cache_states=True),
         texts,
         targets,
         groups,
         n_folds,
         on_fold=lambda fold: print(f"cross-validation: holding out {fold}", flush=True),
+        contexts=contexts,
     )
     metrics = score(targets, decisions)
     intervals = bootstrap_intervals(targets, decisions)
-    thresholds = tune_thresholds(oof.claims, targets.claims)
+    calibration = calibration_report(
+        oof,
+        targets,
+        cross_validation_folds(groups, n_folds),
+        Path(args.reports) if args.reports else out,
+        f"{Path(args.config).stem} ({split_description(n_folds)})",
+    )
+    # thresholds on the calibrated probabilities the saved model will output
+    calibrated = apply_temperatures(oof, calibration["temperatures"])
+    thresholds = tune_thresholds(calibrated.claims, targets.claims)
     print("training on all sentences", flush=True)
-    classifier = StanceClassifier(config).fit(texts, targets, progress=True)
+    fit_started = time.perf_counter()
+    classifier = StanceClassifier(config).fit(
+        texts, targets, progress=True, contexts=contexts, groups=groups
+    )
+    fit_minutes = (time.perf_counter() - fit_started) / 60
     classifier.claim_thresholds = thresholds
+    classifier.temperatures = calibration["temperatures"]
     classifier.save_pretrained(out)
     write_model_card(
         out,
@@ -161,6 +181,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             "trained": describe_training(config),
             "base_model": config.base_model,
             "thresholds": ", ".join(f"{t:.2f}" for t in thresholds),
+            "temperatures": ", ".join(f"{task} {t:.2f}"
+                                      for task, t in calibration["temperatures"].items()),
+            "ece": ", ".join(f"{task} {calibration['ece_before'][task]:.3f} → "
+                             f"{calibration['ece_after'][task]:.3f}"
+                             for task in calibration["ece_before"]),
+            "fit_minutes": fit_minutes,
+            "total_minutes": (time.perf_counter() - started) / 60,
+            "cached": "; the frozen encoder states were read from the state cache "
+                      f"({STATE_CACHE_ENV}), so no sentence was encoded"
+                      if os.environ.get(STATE_CACHE_ENV) else "",
+            "threads": config.threads,
             "data_sha256": file_sha256(args.gold),
             "n": len(texts),
             "documents": f"{len(set(doc_ids))} articles from {len(set(groups))} outlet groups",
@@ -181,11 +212,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     (out / "cv_metrics.json").write_text(
         json.dumps({"split": split_description(n_folds), "cross_validation": metrics,
-                    "bootstrap_95": intervals}, indent=2),
+                    "bootstrap_95": intervals,
+                    "calibration": {k: calibration[k] for k in ("ece_before", "ece_after",
+                                                                "temperatures")},
+                    "minutes": {"final_fit": round(fit_minutes, 1),
+                                "total": round((time.perf_counter() - started) / 60, 1)}},
+                   indent=2),
         encoding="utf-8",
     )
     print(
-        f"saved to {out}; cross-validated macro-F1 "
+        f"final fit {fit_minutes:.1f} min; saved to {out}; cross-validated macro-F1 "
         f"claims {metrics['claim_types']['macro_f1']:.3f}, "
         f"stance {metrics['stance']['macro_f1']:.3f}, voice {metrics['voice']['macro_f1']:.3f}"
     )
@@ -335,8 +371,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         SetFitBaseline,
         TfidfBaseline,
     )
-    from mineral_stance.dataset import cross_validation_data
-    from mineral_stance.evaluate import outlet_groups, run_comparison, split_description
+    from mineral_stance.calibration import calibration_errors, cross_fitted
+    from mineral_stance.dataset import corpus_contexts, cross_validation_data
+    from mineral_stance.error_analysis import error_report
+    from mineral_stance.evaluate import (
+        cross_validation_folds,
+        outlet_groups,
+        run_comparison,
+        split_description,
+    )
     from mineral_stance.predict import StanceClassifier
     from mineral_stance.report import (
         breakdown_markdown,
@@ -362,16 +405,61 @@ def cmd_compare(args: argparse.Namespace) -> int:
         config = TrainConfig.from_toml(config_path)
         kind = "linear probe" if config.is_linear_probe else "fine-tuned"
         systems[f"{kind} ({Path(config_path).stem})"] = lambda config=config: StanceClassifier(
-            config
+            config, cache_states=True
         )
     if args.only:
         systems = {k: v for k, v in systems.items() if any(o in k for o in args.only)}
     breakdowns = {key: frame[key].tolist() for key in ("perspective", "script", "doc_id")}
+    contexts = corpus_contexts(frame)
+    folds = cross_validation_folds(groups, n_folds)
+    held_out: dict[str, tuple] = {}
+
+    def keep_held_out(name, oof, decisions):
+        held_out[name] = (oof, decisions)
+
     results = run_comparison(systems, texts, targets, groups, n_folds, breakdowns,
-                             log=lambda m: print(m, flush=True))
+                             log=lambda m: print(m, flush=True), contexts=contexts,
+                             on_system=keep_held_out)
+    for name, (oof, _) in held_out.items():
+        results[name]["calibration_error"] = {
+            "before": calibration_errors(oof, targets),
+            "after_temperature_scaling": calibration_errors(cross_fitted(oof, targets, folds)[0],
+                                                            targets),
+        }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    write_json({"gold_sha256": file_sha256(args.gold), "systems": results}, out / "comparison.json")
+    commands = [compare_command(args) + (" --add" if args.add else "")]
+    ran = dict(results)
+    if args.add and (out / "comparison.json").exists():
+        # systems compared earlier on the same gold file and split stay in the table
+        import json
+
+        earlier = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+        if earlier.get("gold_sha256") == file_sha256(args.gold) and earlier.get(
+            "split"
+        ) == split_description(n_folds):
+            results = {**{k: v for k, v in earlier["systems"].items() if k not in results},
+                       **results}
+            commands = earlier.get("commands", []) + commands
+        else:
+            print(f"{out / 'comparison.json'} was made on other data or another split: "
+                  "replaced, not joined", file=sys.stderr)
+
+    def overall(name: str) -> float:
+        return sum(results[name]["metrics"][t]["macro_f1"]
+                   for t in ("claim_types", "stance", "voice"))
+
+    best = max(ran, key=overall)
+    # the errors of the best system in the table (kept from an earlier run if that one is)
+    if overall(best) >= max(overall(name) for name in results) or not (
+        out / "errors.md"
+    ).exists():
+        (out / "errors.md").write_text(
+            error_report(best, frame, targets, *held_out[best], contexts), encoding="utf-8"
+        )
+    best = max(results, key=overall)
+    write_json({"gold_sha256": file_sha256(args.gold), "split": split_description(n_folds),
+                "commands": commands, "systems": results}, out / "comparison.json")
     plot_comparison(results, out / "comparison.png")
     sections = [
         f"# Cross-validated comparison: {split_description(n_folds)}",
@@ -387,7 +475,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "taken from the label schema, never fitted per fold; they were written "
         "while reading the five seed articles.",
         "",
-        f"Made by: `{compare_command(args)}`",
+        "Made by: " + ", then ".join(f"`{command}`" for command in commands),
+        "",
+        f"Most confident errors of the best system ({best}): [errors.md](errors.md).",
         "",
         comparison_markdown(results),
         "",
@@ -421,6 +511,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from mineral_stance.inputs import InputProblem, discover, iter_articles
     from mineral_stance.segment import segment_text
 
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        raise ValueError(f"--min-confidence must be between 0 and 1, not {args.min_confidence}")
     if args.engine == "ray":
         return classify_on_ray(args)
     out = Path(args.output) if args.output else None
@@ -482,7 +574,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
             progress = tqdm(desc="classifying", total=total, unit=" sentences",
                             file=sys.stderr, disable=args.quiet)
             for chunk in chunks_of_articles(pending):
-                groups = classifier.classify_unit_groups([units for _, units in chunk])
+                groups = classifier.classify_unit_groups(
+                    [units for _, units in chunk], min_confidence=args.min_confidence
+                )
                 for (article, _), records in zip(chunk, groups, strict=True):
                     for record in records:
                         record["source"] = article.source
@@ -692,6 +786,8 @@ def classify_on_ray(args: argparse.Namespace) -> int:
         out,
         model=args.model,
         backend=args.backend,
+        precision=args.precision,
+        min_confidence=args.min_confidence,
         shard_format=args.shard_format,
         resume=args.resume,
         actors=args.actors,
@@ -798,6 +894,10 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--id-field", default=None, help="id field/column of .jsonl/.csv input")
     classify.add_argument("--text-column", default="text", help="text column of .csv input")
     classify.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    classify.add_argument(
+        "--min-confidence", type=float, default=None,
+        help="flag stances whose probability is below this (stance_uncertain, "
+             "stance_confidence columns); the stance label is kept")
     classify.set_defaults(run=cmd_classify)
 
     train = commands.add_parser("train", help="fine-tune the model from a config in training/")
@@ -821,6 +921,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--folds", type=int, default=5,
                        help="outlet-held-out folds for the card's metrics and the claim "
                             "thresholds (0: leave one document out)")
+    train.add_argument("--reports", default=None,
+                       help="where to write calibration.md/json/png (default: the model "
+                            "directory; the shipped model's go to training/reports)")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="score a model on an annotation file")
@@ -854,6 +957,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the five seed articles alone (the gold set before the corpus grew)")
     compare.add_argument("--folds", type=int, default=5,
                          help="outlet-held-out folds (0: leave one document out)")
+    compare.add_argument("--add", action="store_true",
+                         help="keep the systems already in the output's comparison.json "
+                              "(same gold file and split) and add or replace these")
     compare.set_defaults(run=cmd_compare)
 
     export = commands.add_parser(

@@ -58,12 +58,14 @@ SHIPPED_MODEL_DIR = MODELS_DIR / "mineral-stance-e5-small"
 REPORTS_DIR = PROJECT_DIR / "training" / "reports"
 # the config that trains the shipped model, and the configs the comparison runs
 # (paths relative to the project directory)
-SHIPPED_CONFIG = "training/e5-linear-probe.toml"
+SHIPPED_CONFIG = "training/e5-linear-probe-context.toml"
 COMPARED_CONFIGS = (
     "training/e5-linear-probe.toml",
+    "training/e5-linear-probe-context.toml",
     "training/e5-lora.toml",
-    "training/e5-top-layers.toml",
-    "training/e5-lora-plain.toml",
+    "training/e5-lora-context.toml",
+    "training/e5-finetune.toml",
+    "training/e5-finetune-context.toml",
 )
 
 
@@ -135,6 +137,16 @@ class TrainConfig:
     text_cues: bool = False
     # convert inputs to one Chinese script before encoding: "simplified", "traditional" or ""
     script: str = ""
+    # what the model reads beside each sentence: "none", "previous" (the unit before it)
+    # or "previous+title" (and the article's title); the context adds at most
+    # context_length tokens to the sentence's max_length and is cut, never the sentence
+    context: str = "none"
+    context_length: int = 96
+    # early stopping: hold out this share of the training sentences, whole outlets
+    # (groups) at a time, and keep the epoch with the lowest validation loss; stop
+    # after ``patience`` epochs without improvement (0 = train every epoch, no hold-out)
+    validation_fraction: float = 0.0
+    patience: int = 2
 
     @property
     def is_linear_probe(self) -> bool:

@@ -41,12 +41,40 @@ _MEASURE = (
     r"%|％|倍|亿|億|万|萬|千|百|美元|欧元|歐元|人民币|人民幣|元|吨|噸|公斤|千克|桶|兆瓦|吉瓦"
     r"|种|種|个|個|家|项|項|份|名|位|座|国|國|多|余|餘|以上|批|处|處|架|艘|辆|輛"
 )
+# Counts written in Chinese numerals: 五种矿产, 十四国, 三家机构, 七份意向书. A lone 一
+# (一个, 一项: "a") and 两国 ("both countries") are articles, not counts; 第三个 is an
+# ordinal, 三个月 a duration, and 七国集团, 七国联盟, 中亚五国 (C5+1) are names.
+_CN_NUMERAL = "一二三四五六七八九十百千两兩"
+_COUNT_WORD = "种種个個国國家项項份名位座批处處架艘辆輛枚颗顆条條所"
+_CN_COUNT = (
+    rf"(?<![第{_CN_NUMERAL}])(?<!中亚)(?<!中亞)"
+    rf"(?:[{_CN_NUMERAL}]{{2,}}|[三四五六七八九十百千]|[两兩](?![国國]))"
+    rf"[{_COUNT_WORD}](?!月|小时|小時|集团|集團|联盟|聯盟|峰会|峰會|机制|機制|\+)"
+)
+# Counts in English words or digits before a counted noun: "14 member countries",
+# "seven critical rare earth elements", "two dozen"; not "the two countries" (an
+# article), not a year ("2025 critical minerals"), not G7 or C5+1 (names).
+_EN_NUMBER_WORD = (
+    r"two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"
+    r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|hundreds|thousands|dozens"
+)
+_EN_COUNTED = (
+    r"countries|nations|members|partners|minerals|elements|metals|companies|firms|projects"
+    r"|mines|states|economies|governments|agreements|deals|deposits|refineries|plants"
+)
+_EN_COUNT = (
+    rf"(?<!the )(?<!these )(?<!those )(?<!both )(?<!group of )\b(?:{_EN_NUMBER_WORD})"
+    rf"\s+(?:[a-z-]+\s+){{0,3}}?(?:{_EN_COUNTED})\b"
+    r"|\b(?:a|two|three|several|half a) dozen\b"
+    rf"|(?<![A-Za-z\d.,+])(?!(?:19|20)\d\d\b)\d[\d,.]*\s+(?:[a-z-]+\s+){{0,3}}?(?:{_EN_COUNTED})\b"
+)
 QUANTITY = re.compile(
     rf"\d+(?:[.,]\d+)*\s*(?:{_MEASURE})"
     r"|\d+\s*/\s*\d+|分之|百分点|百分點"
     # 七成 (70%) and 三倍 are quantities; 一个/两国 are mostly articles, not counts
     r"|[一二三四五六七八九十两兩几幾]+(?:倍|成(?![为為员員果功立本]))"
-    r"|\d[\d,.]*\s*(?:percent|per cent|billion|million|thousand|tons?|tonnes?|countries|members)"
+    r"|\d[\d,.]*\s*(?:percent|per cent|billion|million|thousand|tons?|tonnes?)"
+    rf"|{_CN_COUNT}|{_EN_COUNT}"
     r"|\$\s*\d",
     re.IGNORECASE,
 )
@@ -72,11 +100,18 @@ DISPARAGING = re.compile(
     re.IGNORECASE,
 )
 # 据 and 称 also sit inside words that report nothing: 数据 (data), 占据, 名称, 称为.
+# 说 reports in 他说, 官员说; not in 可以说, 比如说, 就是说, 换句话说, 一般来说, 小说 (novel),
+# 学说 (doctrine), 游说 (lobby), nor in 说明 (explain), 说服 (persuade), 说法 (a version).
+_SHUO = r"(?<![以如是话話来來小学學游遊传傳])[说說](?![明服法])"
 REPORTING = re.compile(
     r"表示|指出|认为|認為|(?<![名简簡对對堪])[称稱](?![为為作之])|强调|強調|警告|透露|"
-    r"(?<![数數依证證占佔盘盤])[据據]|援引|报告显示|報告顯示|宣称|宣稱|声明|聲明|呼吁|呼籲|"
-    r"写道|寫道|撰文|"
-    r"\bsaid\b|\bsays\b|according to|\bstated\b",
+    r"(?<![数數依证證占佔盘盤])[据據]|援引|引述|转述|轉述|报道|報道|报导|報導|坦言|直言|"
+    r"报告显示|報告顯示|宣称|宣稱|声明|聲明|呼吁|呼籲|主张|主張|表态|表態|告诉|告訴|"
+    r"写道|寫道|撰文|发文|發文|" + _SHUO + "|"
+    r"\bsaid\b|\bsays\b|\bsay\b|according to|\bstated\b|\btold\b|\bwrote\b|\bwrites\b"
+    r"|\bargu(?:e|es|ed|ing)\b|\bwarn(?:s|ed|ing)?\b|\bcontend(?:s|ed|ing)?\b"
+    r"|\bclaim(?:s|ed)? that\b|\bclaimed\b|\binsist(?:s|ed)?\b|\bnoted\b"
+    r"|\bpoint(?:s|ed)? out\b|\bbelieves?\b|\bmaintain(?:s|ed)? that\b|\backnowledged\b",
     re.IGNORECASE,
 )
 QUOTATION = re.compile(r"“[^”]{8,}”|「[^」]{8,}」|\"[^\"]{8,}\"")

@@ -128,6 +128,14 @@ def corpus_frame(gold_path: Path = GOLD_PATH, articles_dir: Path = ARTICLES_DIR,
     return frame
 
 
+def corpus_contexts(frame: pd.DataFrame) -> list:
+    """Each sentence's context (the sentence before it in its article, and the title)."""
+    from mineral_stance.context import Context
+
+    return [Context(previous or "", title or "") for previous, title
+            in zip(frame["previous"].fillna(""), frame["title"].fillna(""), strict=True)]
+
+
 def cross_validation_data(gold_path: Path = GOLD_PATH, seeds_only: bool = False):
     """Texts, label arrays and the corpus frame (groups, perspective, script) of a gold file.
 

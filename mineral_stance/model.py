@@ -75,6 +75,15 @@ class ModelConfig:
     # so the few Traditional training articles teach the same tokens as the rest;
     # "" leaves the text as it is
     script: str = ""
+    # what the model reads beside each sentence (mineral_stance.context): "none",
+    # "previous" or "previous+title", and how many tokens the context may add
+    context: str = "none"
+    context_length: int = 0
+    # per task, the temperature that divides the logits (1 = uncalibrated), fitted on
+    # out-of-fold predictions (mineral_stance.calibration)
+    temperatures: dict[str, float] = field(
+        default_factory=lambda: {"claims": 1.0, "stance": 1.0, "voice": 1.0}
+    )
     training: dict = field(default_factory=dict)
 
     def save(self, directory: Path) -> None:
@@ -122,7 +131,9 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.config = config
-        features = encoder.config.hidden_size + len(config.text_cues)
+        # with context, the heads read the context's pooled tokens beside the sentence's
+        vectors = 1 if config.context == "none" else 2
+        features = vectors * encoder.config.hidden_size + len(config.text_cues)
         self.dropout = nn.Dropout(config.head_dropout)
         self.claim_head = nn.Linear(features, len(config.claim_types))
         self.stance_head = nn.Linear(features, len(config.stances))
@@ -137,18 +148,30 @@ class MultiTaskModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         cues: torch.Tensor | None = None,
+        sentence_mask: torch.Tensor | None = None,
     ) -> dict:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.heads(states, attention_mask, cues)
+        return self.heads(states, attention_mask, cues, sentence_mask)
 
     def heads(
         self,
         states: torch.Tensor,
         attention_mask: torch.Tensor,
         cues: torch.Tensor | None = None,
+        sentence_mask: torch.Tensor | None = None,
     ) -> dict:
-        """Logits of the three heads from the encoder's last hidden states (and the cues)."""
-        pooled = self.dropout(sentence_vector(states, attention_mask))
+        """Logits of the three heads from the encoder's last hidden states (and the cues).
+
+        ``sentence_mask`` marks the sentence's own tokens when a context follows it
+        (see ``context.encode``); without it every attended token is the sentence.
+        """
+        if sentence_mask is None:
+            sentence_mask = attention_mask
+        pooled = sentence_vector(states, sentence_mask)
+        if self.config.context != "none":
+            context_vector = sentence_vector(states, attention_mask - sentence_mask)
+            pooled = torch.cat([pooled, context_vector], -1)
+        pooled = self.dropout(pooled)
         if self.config.text_cues:
             if cues is None:
                 raise ValueError("this model reads text cues: pass cues=model.text_cues(texts)")

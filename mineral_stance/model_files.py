@@ -169,7 +169,8 @@ def validate_heads(path: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
 
 def check_fits_encoder(directory: Path, config: ModelConfig, encoder: torch.nn.Module) -> None:
     """The heads' input size and max_length against the base encoder actually loaded."""
-    hidden = encoder.config.hidden_size
+    # a model that reads context pools the sentence's tokens and the context's apart
+    hidden = encoder.config.hidden_size * (1 if config.context == "none" else 2)
     heads = load_file(directory / HEADS_NAME)
     reads = heads["claim_head.weight"].shape[1]
     if reads != hidden + len(config.text_cues):
@@ -178,10 +179,11 @@ def check_fits_encoder(directory: Path, config: ModelConfig, encoder: torch.nn.M
             f"{config.base_model!r} gives {hidden} plus {len(config.text_cues)} text cue(s)"
         )
     positions = getattr(encoder.config, "max_position_embeddings", None)
-    if positions is not None and config.max_length > positions:
+    length = config.max_length + config.context_length
+    if positions is not None and length > positions:
         raise InvalidModelError(
-            f"{directory / CONFIG_NAME}: max_length: {config.max_length} is more than the "
-            f"base encoder's {positions} positions"
+            f"{directory / CONFIG_NAME}: max_length + context_length: {length} is more than "
+            f"the base encoder's {positions} positions"
         )
 
 

@@ -41,6 +41,7 @@ import numpy as np
 
 from mineral_stance.base_encoder import resolve_base_model, stamped_sha256
 from mineral_stance.config import cache_dir, inference_threads
+from mineral_stance.context import Context, token_sorted_batches
 from mineral_stance.cues import cue_features
 from mineral_stance.labels import Probabilities
 from mineral_stance.model import (
@@ -51,9 +52,10 @@ from mineral_stance.model import (
     convert_script,
 )
 from mineral_stance.predict import StanceClassifier
+from mineral_stance.train import convert_contexts
 
 # bump when the exported graph changes, so old cache entries are not reused
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"
 ONNX_NAME = "encoder.onnx"
@@ -89,6 +91,7 @@ def encoder_key(model_dir: Path, config: ModelConfig, precision: str) -> str:
         "precision": precision,
         "int8_fp32_nodes": list(INT8_FP32_NODES) if precision == "int8" else [],
         "method": config.method,
+        "context": config.context != "none",
         "base": {p.name: stamped_sha256(p) for p in _weight_files(base)} if base.is_dir() else "",
         "base_model": config.base_model,
     }
@@ -125,30 +128,45 @@ def _is_sound(directory: Path) -> bool:
 
 
 def _export_fp32(model_dir: Path, path: Path) -> None:
-    """The torch encoder (adapter merged) + mean pooling + L2 norm, as one ONNX graph."""
+    """The torch encoder (adapter merged) + the heads' pooling, as one ONNX graph.
+
+    Its output is what the heads read before the cues: the sentence vector, and for
+    a model trained with context the context's vector beside it (which needs the
+    sentence mask as a third input).
+    """
     import torch
     from torch import nn
 
     from mineral_stance.model import from_pretrained, sentence_vector
 
     model, _ = from_pretrained(model_dir)
+    reads_context = model.config.context != "none"
 
     class SentenceEncoder(nn.Module):
         def __init__(self, encoder: nn.Module):
             super().__init__()
             self.encoder = encoder
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            sentence_mask: torch.Tensor | None = None,
+        ) -> torch.Tensor:
             states = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask
             ).last_hidden_state
-            return sentence_vector(states, attention_mask)
+            if sentence_mask is None:
+                return sentence_vector(states, attention_mask)
+            context_mask = attention_mask - sentence_mask
+            return torch.cat(
+                [sentence_vector(states, sentence_mask), sentence_vector(states, context_mask)],
+                -1,
+            )
 
     wrapper = SentenceEncoder(model.encoder).eval()
-    example = (
-        torch.ones((2, 8), dtype=torch.long),
-        torch.ones((2, 8), dtype=torch.long),
-    )
+    inputs = ["input_ids", "attention_mask"] + (["sentence_mask"] if reads_context else [])
+    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in inputs)
     # the tracer warns about Python conditions in transformers' mask code; they
     # hold for every input (the attention mask always covers the whole batch)
     with torch.inference_mode(), warnings.catch_warnings():
@@ -158,11 +176,10 @@ def _export_fp32(model_dir: Path, path: Path) -> None:
             example,
             str(path),
             dynamo=False,
-            input_names=["input_ids", "attention_mask"],
+            input_names=inputs,
             output_names=["sentence_vector"],
             dynamic_axes={
-                "input_ids": {0: "batch", 1: "tokens"},
-                "attention_mask": {0: "batch", 1: "tokens"},
+                **{name: {0: "batch", 1: "tokens"} for name in inputs},
                 "sentence_vector": {0: "batch"},
             },
             opset_version=OPSET,
@@ -306,8 +323,9 @@ class OnnxModel:
     heads: dict[str, np.ndarray]
     path: Path
 
-    def sentence_vectors(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+    def sentence_vectors(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The pooled vectors the heads read (sentence, and context for a context model)."""
+        feed = {item.name: inputs[item.name] for item in self.session.get_inputs()}
         return self.session.run(["sentence_vector"], feed)[0]
 
     def logits(self, vectors: np.ndarray, cues: np.ndarray) -> dict[str, np.ndarray]:
@@ -339,10 +357,10 @@ class OnnxStanceClassifier(StanceClassifier):
 
     name = "onnx"
 
-    def _model_probabilities(self, texts: list[str], batch_size: int) -> Probabilities:
+    def _model_probabilities(
+        self, texts: list[str], contexts: list[Context] | None, batch_size: int
+    ) -> Probabilities:
         """The encoder run by ONNX Runtime, the heads in numpy (the torch path's seam)."""
-        from mineral_stance.train import token_sorted_batches
-
         model = self._require_model()
         config = model.config
         claims = np.zeros((len(texts), len(config.claim_types)), dtype=np.float32)
@@ -352,17 +370,22 @@ class OnnxStanceClassifier(StanceClassifier):
             return Probabilities(claims, stance, voice)
         texts = list(texts)
         cues = cue_features(texts, config.text_cues)
-        for batch, input_ids, attention_mask in token_sorted_batches(
+        reads_context = config.context != "none" and contexts is not None
+        scale = {task: config.temperatures.get(task, 1.0) for task in HEADS}
+        for batch, inputs in token_sorted_batches(
             self.tokenizer,
             convert_script(texts, config.script),
+            convert_contexts(contexts, config.script) if reads_context else None,
             config.text_prefix,
             config.max_length,
+            config.context,
+            config.context_length,
             batch_size,
         ):
-            logits = model.logits(model.sentence_vectors(input_ids, attention_mask), cues[batch])
-            claims[batch] = 1.0 / (1.0 + np.exp(-logits["claims"]))
-            stance[batch] = _softmax(logits["stance"])
-            voice[batch] = _softmax(logits["voice"])
+            logits = model.logits(model.sentence_vectors(inputs), cues[batch])
+            claims[batch] = 1.0 / (1.0 + np.exp(-logits["claims"] / scale["claims"]))
+            stance[batch] = _softmax(logits["stance"] / scale["stance"])
+            voice[batch] = _softmax(logits["voice"] / scale["voice"])
         return Probabilities(claims=claims, stance=stance, voice=voice)
 
     def fit(self, *args, **kwargs):

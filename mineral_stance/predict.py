@@ -23,6 +23,7 @@ from mineral_stance.config import (
     TrainConfig,
     inference_threads,
 )
+from mineral_stance.context import Context
 from mineral_stance.labels import Probabilities, Targets, label_dicts
 from mineral_stance.model import MultiTaskModel, from_pretrained, save_pretrained
 from mineral_stance.results import ArticleResult, Predictions, prediction_columns
@@ -45,9 +46,16 @@ class SentenceResult:
     probabilities: dict[str, float]
     # longer than the model's max_length: labelled from its first max_length tokens only
     truncated: bool = False
+    # set when the caller asked for a minimum confidence: the stance label stays as
+    # it is, and ``stance_uncertain`` says its probability fell below that minimum
+    stance_uncertain: bool | None = None
+
+    @property
+    def stance_confidence(self) -> float:
+        return self.probabilities[f"stance_{self.stance}"]
 
     def to_record(self) -> dict:
-        return {
+        record = {
             "text": self.text,
             "claim_types": self.claim_types,
             "stance": self.stance,
@@ -55,22 +63,41 @@ class SentenceResult:
             "truncated": self.truncated,
             **{f"p_{name}": round(value, 4) for name, value in self.probabilities.items()},
         }
+        if self.stance_uncertain is not None:
+            record["stance_confidence"] = round(self.stance_confidence, 4)
+            record["stance_uncertain"] = self.stance_uncertain
+        return record
 
 
 class StanceClassifier:
     """Fine-tuned multilingual encoder with claim, stance and voice heads."""
 
     name = "fine-tuned"
+    # cross-validation hands this system each sentence's context and outlet group
+    reads_context = True
 
-    def __init__(self, config: TrainConfig | None = None):
+    def __init__(self, config: TrainConfig | None = None, cache_states: bool = False):
+        """``cache_states`` (for cross-validation) keeps the frozen lower layers' states
+        of every sentence seen, in training and prediction, for the next fold."""
         self.config = config or TrainConfig()
         self.model: MultiTaskModel | None = None
         self.tokenizer = None
         self.batch_size = 64
+        self.cache_states = cache_states
 
     # --- scikit-learn conventions ------------------------------------------
-    def fit(self, texts: list[str], targets: Targets, progress: bool = False) -> StanceClassifier:
-        self.model, self.tokenizer = fit(texts, targets, self.config, progress=progress)
+    def fit(
+        self,
+        texts: list[str],
+        targets: Targets,
+        progress: bool = False,
+        contexts: list[Context] | None = None,
+        groups: list[str] | None = None,
+    ) -> StanceClassifier:
+        """Train on sentences (with their contexts, and outlet groups for early stopping)."""
+        self.model, self.tokenizer = fit(
+            texts, targets, self.config, progress=progress, contexts=contexts, groups=groups
+        )
         return self
 
     @property
@@ -80,6 +107,15 @@ class StanceClassifier:
     @claim_thresholds.setter
     def claim_thresholds(self, values: list[float]) -> None:
         self._require_model().config.claim_thresholds = [float(v) for v in values]
+
+    @property
+    def temperatures(self) -> dict[str, float]:
+        """Per task, the temperature the logits are divided by (calibration)."""
+        return dict(self._require_model().config.temperatures)
+
+    @temperatures.setter
+    def temperatures(self, values: dict[str, float]) -> None:
+        self._require_model().config.temperatures = {k: float(v) for k, v in values.items()}
 
     @property
     def labels(self) -> dict[str, list[str]]:
@@ -99,22 +135,30 @@ class StanceClassifier:
     def predict_proba(
         self,
         texts: str | Iterable[str],
+        contexts: Iterable[Context] | None = None,
         batch_size: int | None = None,
         show_progress_bar: bool = False,
     ) -> Probabilities:
-        """Raw probabilities as arrays: claims (n, 3), stance (n, 4), voice (n, 2).
+        """Calibrated probabilities as arrays: claims (n, 3), stance (n, 4), voice (n, 2).
 
         ``texts`` is any iterable of strings (list, tuple, numpy array, pandas
         Series, generator); a single string gives one row (``probabilities[0]``).
+        ``contexts`` (one ``Context`` per sentence) are read by a model trained
+        with context; without them every sentence is read alone.
         Column names are on the result (``.columns``, ``.to_pandas()``).
         """
         single, sentences = as_sentences(texts)
-        probabilities, _ = self._probabilities(sentences, batch_size, show_progress_bar)
+        contexts = as_contexts(contexts, len(sentences), single)
+        probabilities, _ = self._probabilities(
+            sentences, contexts, batch_size, show_progress_bar
+        )
         return probabilities[0] if single else probabilities
 
     def predict(
         self,
         texts: str | Iterable[str],
+        contexts: Iterable[Context] | None = None,
+        min_confidence: float | None = None,
         batch_size: int | None = None,
         show_progress_bar: bool = False,
     ) -> Predictions | SentenceResult:
@@ -122,38 +166,67 @@ class StanceClassifier:
 
         A single string gives a single ``SentenceResult``, as the transformers
         pipeline and SetFit do; any iterable of strings gives ``Predictions``.
+        With ``min_confidence``, each result also says whether its stance's
+        probability is below it (``stance_uncertain``); the label is not changed.
         """
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be between 0 and 1, not {min_confidence}")
         single, sentences = as_sentences(texts)
-        probabilities, truncated = self._probabilities(sentences, batch_size, show_progress_bar)
-        decisions = label_dicts(probabilities.decide(self.claim_thresholds))
-        results = Predictions(
-            [
-                SentenceResult(
-                    text=text,
-                    probabilities=_probability_dict(probabilities, i),
-                    truncated=truncated[i],
-                    **decision,
-                )
-                for i, (text, decision) in enumerate(zip(sentences, decisions, strict=True))
-            ]
+        contexts = as_contexts(contexts, len(sentences), single)
+        probabilities, truncated = self._probabilities(
+            sentences, contexts, batch_size, show_progress_bar
         )
-        return results[0] if single else results
+        decisions = label_dicts(probabilities.decide(self.claim_thresholds))
+        results = []
+        for i, (text, decision) in enumerate(zip(sentences, decisions, strict=True)):
+            result = SentenceResult(
+                text=text,
+                probabilities=_probability_dict(probabilities, i),
+                truncated=truncated[i],
+                **decision,
+            )
+            if min_confidence is not None:
+                result.stance_uncertain = result.stance_confidence < min_confidence
+            results.append(result)
+        return results[0] if single else Predictions(results)
 
     def __call__(
         self,
         texts: str | Iterable[str],
+        contexts: Iterable[Context] | None = None,
+        min_confidence: float | None = None,
         batch_size: int | None = None,
         show_progress_bar: bool = False,
     ) -> Predictions | SentenceResult:
         """``clf(texts)`` is ``clf.predict(texts)``, as with a transformers pipeline."""
-        return self.predict(texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
+        return self.predict(
+            texts,
+            contexts,
+            min_confidence=min_confidence,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+        )
 
-    def _model_probabilities(self, sentences: list[str], batch_size: int) -> Probabilities:
-        """The model's probabilities for sentences cut to fit: the seam a backend replaces."""
-        return predict_probabilities(self._require_model(), self.tokenizer, sentences, batch_size)
+    def _model_probabilities(
+        self, sentences: list[str], contexts: list[Context] | None, batch_size: int
+    ) -> Probabilities:
+        """The model's calibrated probabilities for sentences cut to fit: the seam a
+        backend replaces."""
+        return predict_probabilities(
+            self._require_model(),
+            self.tokenizer,
+            sentences,
+            batch_size,
+            contexts=contexts,
+            cached=self.cache_states,
+        )
 
     def _probabilities(
-        self, sentences: list[str], batch_size: int | None, show_progress_bar: bool
+        self,
+        sentences: list[str],
+        contexts: list[Context] | None,
+        batch_size: int | None,
+        show_progress_bar: bool,
     ) -> tuple[Probabilities, list[bool]]:
         """Probabilities with named columns, and whether each sentence was cut to fit."""
         model = self._require_model()
@@ -165,7 +238,7 @@ class StanceClassifier:
         if not sentences:
             probabilities = Probabilities.empty()
         elif not show_progress_bar:
-            probabilities = self._model_probabilities(sentences, batch_size)
+            probabilities = self._model_probabilities(sentences, contexts, batch_size)
         else:
             # chunks of several batches: the bar moves, each chunk still sorted by length
             chunk = batch_size * PROGRESS_CHUNK_BATCHES
@@ -173,7 +246,8 @@ class StanceClassifier:
             with tqdm(total=len(sentences), unit=" sentences", desc="predicting") as bar:
                 for start in range(0, len(sentences), chunk):
                     part = sentences[start : start + chunk]
-                    parts.append(self._model_probabilities(part, batch_size))
+                    part_contexts = None if contexts is None else contexts[start : start + chunk]
+                    parts.append(self._model_probabilities(part, part_contexts, batch_size))
                     bar.update(len(part))
             probabilities = Probabilities.concatenate(parts)
         config = model.config
@@ -185,19 +259,33 @@ class StanceClassifier:
         )
         return named, truncated
 
-    def classify_units(self, units: list[Unit]) -> list[dict]:
+    def classify_units(
+        self, units: list[Unit], min_confidence: float | None = None
+    ) -> list[dict]:
         """Label one article's units (see ``classify_unit_groups``)."""
-        return self.classify_unit_groups([units])[0]
+        return self.classify_unit_groups([units], min_confidence)[0]
 
-    def classify_unit_groups(self, groups: list[list[Unit]]) -> list[list[dict]]:
+    def classify_unit_groups(
+        self, groups: list[list[Unit]], min_confidence: float | None = None
+    ) -> list[list[dict]]:
         """Label the units of several articles with one model call.
 
-        Body and heading units go through the model; captions, footnotes, tables
-        and boilerplate get the schema's default for non-claims (no claim,
-        ``unrelated``, ``author``) and probability columns left empty.
+        Body and heading units go through the model, each with its context (the
+        labelled unit before it and the article's first heading) for a model that
+        reads context; captions, footnotes, tables and boilerplate get the schema's
+        default for non-claims (no claim, ``unrelated``, ``author``) and probability
+        columns left empty.
         """
-        labelled = [u for units in groups for u in units if u.kind in LABELLED_KINDS]
-        results = iter(self.predict([u.text for u in labelled]))
+        labelled, contexts = [], []
+        for units in groups:
+            article = [u for u in units if u.kind in LABELLED_KINDS]
+            title = next((u.text for u in units if u.kind == "heading"), "")
+            for position, unit in enumerate(article):
+                labelled.append(unit)
+                contexts.append(Context(article[position - 1].text if position else "", title))
+        results = iter(
+            self.predict([u.text for u in labelled], contexts, min_confidence=min_confidence)
+        )
         out = []
         for units in groups:
             records = []
@@ -212,10 +300,14 @@ class StanceClassifier:
             out.append(records)
         return out
 
-    def classify_article(self, text: str, doc_id: str | None = None) -> ArticleResult:
-        """Segment an article with the project's cleaner; label every unit; summarise."""
+    def classify_article(
+        self, text: str, doc_id: str | None = None, min_confidence: float | None = None
+    ) -> ArticleResult:
+        """Segment an article with the project's cleaner; label every unit in its context;
+        summarise. ``min_confidence`` flags stances below it (see ``predict``)."""
         doc_id = doc_id or "article"
-        return ArticleResult(doc_id, self.classify_units(segment_text(text, doc_id)), text)
+        units = segment_text(text, doc_id)
+        return ArticleResult(doc_id, self.classify_units(units, min_confidence), text)
 
     # --- Hugging Face conventions ------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -256,6 +348,24 @@ def as_sentences(texts: str | Iterable[str]) -> tuple[bool, list[str]]:
                 "every sentence must be a string (drop or fill missing values first)"
             )
     return False, sentences
+
+
+def as_contexts(
+    contexts: Iterable[Context] | None, n_sentences: int, single: bool
+) -> list[Context] | None:
+    """The contexts as a list, one per sentence (a single Context for a single sentence)."""
+    if contexts is None:
+        return None
+    contexts = [contexts] if single and isinstance(contexts, Context) else list(contexts)
+    if len(contexts) != n_sentences:
+        raise ValueError(f"{n_sentences} sentences but {len(contexts)} contexts")
+    for position, context in enumerate(contexts):
+        if not isinstance(context, Context):
+            raise TypeError(
+                f"contexts[{position}] is {type(context).__name__}, not Context: "
+                "use mineral_stance.context.Context(previous, title)"
+            )
+    return contexts
 
 
 def _probability_dict(probabilities: Probabilities, row: int) -> dict[str, float]:

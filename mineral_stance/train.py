@@ -18,9 +18,13 @@ Choices made for two CPU cores and a few hundred sentences:
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mineral_stance.config import TrainConfig
+from mineral_stance.context import Context, check_context_mode, encode, token_sorted_batches
 from mineral_stance.cues import CUE_NAMES
 from mineral_stance.labels import Probabilities, Targets
 from mineral_stance.model import (
@@ -122,40 +127,97 @@ def underlying_model(encoder: nn.Module) -> nn.Module:
     return encoder.get_base_model() if hasattr(encoder, "get_base_model") else encoder
 
 
+@dataclass
+class CachedStates:
+    """Per sentence, the hidden states entering the first trained layer (no padding),
+    and how many of those tokens are the sentence itself (the rest is its context)."""
+
+    states: list[torch.Tensor]
+    sentence_lengths: list[int]
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+
+# The frozen lower layers give every sentence the same states in every fold of a
+# cross-validation: compute them once per input and setting, keep them
+# for the next fold of the same configuration, and forget them when it changes.
+_STATE_CACHE: dict = {"key": None, "states": {}}
+# With this environment variable naming a directory, the cache is also kept on disk
+# (one file per configuration), so `train` after `compare` encodes nothing again.
+STATE_CACHE_ENV = "MINERAL_STANCE_STATE_CACHE"
+
+
+def _state_cache_file(key: tuple) -> Path | None:
+    directory = os.environ.get(STATE_CACHE_ENV)
+    if not directory:
+        return None
+    digest = hashlib.sha1(repr(key).encode("utf-8")).hexdigest()[:16]
+    return Path(directory) / f"frozen-states-{digest}.pt"
+
+
 @torch.inference_mode()
 def frozen_states(
     encoder: nn.Module,
     tokenizer,
     texts: list[str],
-    prefix: str,
-    max_length: int,
+    model_config: ModelConfig,
     first_trained: int,
-) -> list[torch.Tensor]:
-    """Per sentence, the hidden states entering the first trained layer (no padding).
-
-    The layers below ``first_trained`` are the base encoder's own, never trained,
-    so a sentence's states depend only on the base model, the prefix, the length
-    limit and the layer: they are computed once per process and reused by every
-    cross-validation fold and the final fit.
-    """
+    contexts: list[Context] | None = None,
+) -> CachedStates:
+    """The states entering the first trained layer, from the cache where already computed."""
+    key = (
+        model_config.base_model,
+        model_config.text_prefix,
+        model_config.max_length,
+        model_config.context,
+        model_config.context_length,
+        first_trained,
+    )
+    disk = _state_cache_file(key)
+    if _STATE_CACHE["key"] != key:
+        stored = torch.load(disk, weights_only=True) if disk and disk.exists() else {}
+        _STATE_CACHE.update(key=key, states={(text, Context(*ctx) if ctx else None): value
+                                             for (text, ctx), value in stored.items()})
+    cache: dict = _STATE_CACHE["states"]
+    use_context = model_config.context != "none" and contexts is not None
+    items = [(text, contexts[i] if use_context else None) for i, text in enumerate(texts)]
+    missing = list(dict.fromkeys(item for item in items if item not in cache))
     base = underlying_model(encoder)
     base.eval()
-    key = (getattr(base.config, "_name_or_path", ""), prefix, max_length, first_trained)
-    known = _STATE_CACHE.setdefault(key, {})
-    missing = [i for i, text in enumerate(texts) if text not in known]
-    order = sorted(missing, key=lambda i: len(texts[i]))
-    for start in range(0, len(order), 32):
-        batch = order[start : start + 32]
-        inputs = tokenize(tokenizer, [texts[i] for i in batch], prefix, max_length)
-        hidden = base(**inputs, output_hidden_states=True).hidden_states[first_trained]
-        for row, index in enumerate(batch):
+    order = np.argsort([len(text) + len(ctx.previous if ctx else "") for text, ctx in missing])
+    for start in range(0, len(missing), 32):
+        batch = [missing[i] for i in order[start : start + 32]]
+        inputs = encode(
+            tokenizer,
+            [text for text, _ in batch],
+            [ctx for _, ctx in batch] if use_context else None,
+            model_config.text_prefix,
+            model_config.max_length,
+            model_config.context,
+            model_config.context_length,
+        )
+        hidden = base(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            output_hidden_states=True,
+        ).hidden_states[first_trained]
+        for row, item in enumerate(batch):
             length = int(inputs["attention_mask"][row].sum())
-            known[texts[index]] = hidden[row, :length].clone()
-    return [known[text] for text in texts]
-
-
-# (base model, prefix, max_length, layer) -> sentence -> frozen states; see frozen_states
-_STATE_CACHE: dict[tuple, dict[str, torch.Tensor]] = {}
+            cache[item] = (
+                hidden[row, :length].clone(),
+                int(inputs["sentence_mask"][row].sum()),
+            )
+    if disk and missing:
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        plain = {(text, (ctx.previous, ctx.title) if ctx else ()): value
+                 for (text, ctx), value in cache.items()}
+        torch.save(plain, disk.with_suffix(".tmp"))
+        disk.with_suffix(".tmp").replace(disk)
+    return CachedStates(
+        states=[cache[item][0] for item in items],
+        sentence_lengths=[cache[item][1] for item in items],
+    )
 
 
 def run_top_layers(
@@ -173,16 +235,21 @@ def run_top_layers(
     return states
 
 
-def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack variable-length cached states into a padded batch and its attention mask."""
+def pad_states(
+    states: list[torch.Tensor], sentence_lengths: list[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack variable-length cached states into a padded batch, its attention mask and
+    its sentence mask (the sentence's own tokens, before any context)."""
     longest = max(len(s) for s in states)
     hidden = states[0].shape[-1]
     batch = torch.zeros(len(states), longest, hidden)
     mask = torch.zeros(len(states), longest, dtype=torch.long)
-    for row, item in enumerate(states):
-        batch[row, : len(item)] = item
+    sentence_mask = torch.zeros(len(states), longest, dtype=torch.long)
+    for row, (item, length) in enumerate(zip(states, sentence_lengths, strict=True)):
+        batch[row, : len(item)] = item.float()
         mask[row, : len(item)] = 1
-    return batch, mask
+        sentence_mask[row, :length] = 1
+    return batch, mask, sentence_mask
 
 
 def linear_probe(
@@ -213,7 +280,7 @@ def linear_probe(
 @torch.no_grad()
 def init_heads_by_linear_probe(
     model: MultiTaskModel,
-    cached: list[torch.Tensor],
+    cached: CachedStates,
     cues: torch.Tensor,
     targets: Targets,
     first_trained: int,
@@ -229,10 +296,14 @@ def init_heads_by_linear_probe(
     model.eval()
     vectors = []
     for start in range(0, len(cached), 32):
-        states, mask = pad_states(cached[start : start + 32])
-        vectors.append(
-            sentence_vector(run_top_layers(model.encoder, states, mask, first_trained), mask)
+        states, mask, sentence_mask = pad_states(
+            cached.states[start : start + 32], cached.sentence_lengths[start : start + 32]
         )
+        top = run_top_layers(model.encoder, states, mask, first_trained)
+        vector = sentence_vector(top, sentence_mask)
+        if model.config.context != "none":
+            vector = torch.cat([vector, sentence_vector(top, mask - sentence_mask)], -1)
+        vectors.append(vector)
     features = torch.cat([torch.cat(vectors), cues], dim=-1).numpy()
     for column in range(targets.claims.shape[1]):
         weights, biases = linear_probe(features, targets.claims[:, column], 2, c)
@@ -246,6 +317,7 @@ def init_heads_by_linear_probe(
 
 
 def tokenize(tokenizer, texts: list[str], prefix: str, max_length: int) -> dict:
+    """Sentences alone (no context), padded, cut at ``max_length`` tokens."""
     return tokenizer(
         [prefix + text for text in texts],
         truncation=True,
@@ -255,19 +327,89 @@ def tokenize(tokenizer, texts: list[str], prefix: str, max_length: int) -> dict:
     )
 
 
+def inner_validation_split(
+    groups: list[str], fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices with whole groups (outlets) on each side.
+
+    About ``fraction`` of the sentences are held out, by dealing groups in a
+    seeded random order until the share is reached; at least one group stays
+    on each side.
+    """
+    names = list(dict.fromkeys(groups))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(names))
+    group_array = np.asarray(groups)
+    held: list[str] = []
+    for position in order[:-1]:
+        if (np.isin(group_array, held)).sum() >= fraction * len(groups):
+            break
+        held.append(names[position])
+    validation = np.flatnonzero(np.isin(group_array, held))
+    return np.setdiff1d(np.arange(len(groups)), validation), validation
+
+
+class MultiTaskLoss(nn.Module):
+    """Sum of the three tasks' losses, each class weighted by its count**-power."""
+
+    def __init__(self, targets: Targets, config: TrainConfig, model_config: ModelConfig):
+        super().__init__()
+        weighted = config.class_weighting
+        power = config.class_weight_power
+        self.claims = nn.BCEWithLogitsLoss(
+            pos_weight=positive_weights(targets.claims, power) if weighted else None
+        )
+        self.stance = nn.CrossEntropyLoss(
+            weight=balanced_weights(targets.stance, len(model_config.stances), power)
+            if weighted
+            else None
+        )
+        self.voice = nn.CrossEntropyLoss(
+            weight=balanced_weights(targets.voice, len(model_config.voices), power)
+            if weighted
+            else None
+        )
+
+    def forward(self, logits: dict, claims, stance, voice) -> torch.Tensor:
+        return (
+            self.claims(logits["claims"], claims)
+            + self.stance(logits["stance"], stance)
+            + self.voice(logits["voice"], voice)
+        )
+
+
+def trainable_state(model: MultiTaskModel) -> dict[str, torch.Tensor]:
+    """A copy of what training changes (heads, adapters or unfrozen layers)."""
+    return {
+        name: param.detach().clone()
+        for name, param in model.named_parameters()
+        if param.requires_grad
+    }
+
+
 def fit(
     texts: list[str],
     targets: Targets,
     config: TrainConfig,
     progress: bool = True,
+    contexts: list[Context] | None = None,
+    groups: list[str] | None = None,
 ) -> tuple[MultiTaskModel, object]:
-    """Train a model from scratch on (texts, targets); return it in eval mode, with tokenizer."""
+    """Train a model from scratch on (texts, targets); return it in eval mode, with tokenizer.
+
+    ``contexts`` (one per text) feed a model configured to read context; ``groups``
+    (outlets) keep the early-stopping validation split from sharing an outlet with
+    the sentences it judges (without them, sentences are split at random).
+    """
     if config.head_init not in ("random", "linear_probe"):  # before the costly encoding pass
         raise ValueError(f"unknown head_init {config.head_init!r} (use 'random' or 'linear_probe')")
     # imported here, not at the top: transformers' optimisation module pulls in
     # trainer_utils and peft, seconds of start-up that predicting never needs
     from transformers import get_linear_schedule_with_warmup
 
+    check_context_mode(config.context)
+    if contexts is not None and len(contexts) != len(texts):
+        raise ValueError(f"{len(texts)} sentences but {len(contexts)} contexts")
     set_seed(config.seed)
     torch.set_num_threads(config.threads)
     encoder, tokenizer = load_encoder(config.base_model)
@@ -283,48 +425,48 @@ def fit(
         head_dropout=config.head_dropout,
         text_cues=list(CUE_NAMES) if config.text_cues else [],
         script=config.script,
+        context=config.context,
+        context_length=config.context_length if config.context != "none" else 0,
     )
     first_trained = encoder.config.num_hidden_layers - trained_layers
     cached = frozen_states(
         encoder,
         tokenizer,
         convert_script(texts, model_config.script),
-        model_config.text_prefix,
-        config.max_length,
+        model_config,
         first_trained,
+        convert_contexts(contexts, model_config.script),
     )
     encoder = prepare_encoder(encoder, config, model_config)
     model = MultiTaskModel(encoder, model_config)
     cues = model.text_cues(texts)
-    if config.head_init == "linear_probe":
-        init_heads_by_linear_probe(model, cached, cues, targets, first_trained, config.probe_c)
-    model.train()
 
-    claim_loss = nn.BCEWithLogitsLoss(
-        pos_weight=positive_weights(targets.claims, config.class_weight_power)
-        if config.class_weighting
-        else None
-    )
-    stance_loss = nn.CrossEntropyLoss(
-        weight=balanced_weights(
-            targets.stance, len(model_config.stances), config.class_weight_power
+    train_index = np.arange(len(texts))
+    validation_index = np.array([], dtype=int)
+    if config.validation_fraction > 0 and config.epochs > 0:
+        train_index, validation_index = inner_validation_split(
+            groups if groups is not None else [str(i) for i in range(len(texts))],
+            config.validation_fraction,
+            config.seed,
         )
-        if config.class_weighting
-        else None
+    train_targets = targets.subset(train_index)
+    train_cached = CachedStates(
+        [cached.states[i] for i in train_index], [cached.sentence_lengths[i] for i in train_index]
     )
-    voice_loss = nn.CrossEntropyLoss(
-        weight=balanced_weights(targets.voice, len(model_config.voices), config.class_weight_power)
-        if config.class_weighting
-        else None
-    )
+    if config.head_init == "linear_probe":
+        init_heads_by_linear_probe(
+            model, train_cached, cues[train_index], train_targets, first_trained, config.probe_c
+        )
+    model.train()
+    loss_of = MultiTaskLoss(train_targets, config, model_config)
 
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
-    groups = [{"params": head_params, "lr": config.head_learning_rate}]
+    param_groups = [{"params": head_params, "lr": config.head_learning_rate}]
     if encoder_params:  # none with method "frozen"
-        groups.append({"params": encoder_params, "lr": config.learning_rate})
-    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    steps_per_epoch = -(-len(texts) // config.batch_size)
+        param_groups.append({"params": encoder_params, "lr": config.learning_rate})
+    optimizer = torch.optim.AdamW(param_groups, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(train_index) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(config.warmup_ratio * total_steps), total_steps
@@ -333,21 +475,35 @@ def fit(
     claims = torch.tensor(targets.claims, dtype=torch.float32)
     stance = torch.tensor(targets.stance)
     voice = torch.tensor(targets.voice)
-    lengths = [len(state) for state in cached]
+    lengths = [len(cached.states[i]) for i in train_index]
 
+    def batch_logits(batch: np.ndarray) -> dict:
+        states, mask, sentence_mask = pad_states(
+            [cached.states[i] for i in batch], [cached.sentence_lengths[i] for i in batch]
+        )
+        top_states = run_top_layers(model.encoder, states, mask, first_trained)
+        return model.heads(top_states, mask, cues[batch], sentence_mask)
+
+    @torch.no_grad()
+    def validation_loss() -> float:
+        model.eval()
+        total = 0.0
+        for start in range(0, len(validation_index), 64):
+            batch = validation_index[start : start + 64]
+            loss = loss_of(batch_logits(batch), claims[batch], stance[batch], voice[batch])
+            total += float(loss) * len(batch)
+        model.train()
+        return total / len(validation_index)
+
+    best_loss, best_state, best_epoch, stale = float("inf"), None, 0, 0
+    history: list[float] = []
     bar = tqdm(
         total=total_steps, desc="training", disable=not progress or not total_steps, unit="batch"
     )
-    for _epoch in range(config.epochs):
-        for batch in length_grouped_batches(lengths, config.batch_size, rng):
-            states, mask = pad_states([cached[i] for i in batch])
-            top_states = run_top_layers(model.encoder, states, mask, first_trained)
-            logits = model.heads(top_states, mask, cues[batch])
-            loss = (
-                claim_loss(logits["claims"], claims[batch])
-                + stance_loss(logits["stance"], stance[batch])
-                + voice_loss(logits["voice"], voice[batch])
-            )
+    for epoch in range(config.epochs):
+        for position in length_grouped_batches(lengths, config.batch_size, rng):
+            batch = train_index[position]
+            loss = loss_of(batch_logits(batch), claims[batch], stance[batch], voice[batch])
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -355,58 +511,129 @@ def fit(
             scheduler.step()
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        if len(validation_index):
+            history.append(round(validation_loss(), 4))
+            if history[-1] < best_loss:
+                best_loss, best_epoch, stale = history[-1], epoch, 0
+                best_state = trainable_state(model)
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
     bar.close()
+    if best_state is not None:  # early stopping: back to the epoch that validated best
+        model.load_state_dict(best_state, strict=False)
     model.config.training = {
         k: v for k, v in vars(config).items() if isinstance(v, int | float | str)
     }
+    if history:
+        model.config.training["validation_loss"] = history
+        model.config.training["best_epoch"] = best_epoch + 1
     model.eval()
     return model, tokenizer
 
 
-def token_sorted_batches(
-    tokenizer, texts: list[str], prefix: str, max_length: int, batch_size: int
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(positions, input_ids, attention_mask) batches of texts of similar token count.
-
-    Texts are tokenized once, then sorted by their number of tokens (not
-    characters: Chinese and English differ several-fold in characters per
-    token), so each padded batch wastes little of the encoder's work.
-    """
-    encoded = tokenizer(
-        [prefix + text for text in texts], truncation=True, max_length=max_length
-    )["input_ids"]
-    order = np.argsort([len(ids) for ids in encoded], kind="stable")
-    pad_id = tokenizer.pad_token_id or 0
-    for start in range(0, len(texts), batch_size):
-        positions = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in positions)
-        input_ids = np.full((len(positions), width), pad_id, dtype=np.int64)
-        attention_mask = np.zeros((len(positions), width), dtype=np.int64)
-        for row, i in enumerate(positions):
-            input_ids[row, : len(encoded[i])] = encoded[i]
-            attention_mask[row, : len(encoded[i])] = 1
-        yield positions, input_ids, attention_mask
+def convert_contexts(contexts: list[Context] | None, script: str) -> list[Context] | None:
+    """The contexts in the model's script, as the sentences are."""
+    if contexts is None or not script:
+        return contexts
+    previous = convert_script([c.previous for c in contexts], script)
+    titles = convert_script([c.title for c in contexts], script)
+    return [Context(p, t) for p, t in zip(previous, titles, strict=True)]
 
 
 @torch.inference_mode()
 def predict_probabilities(
-    model: MultiTaskModel, tokenizer, texts: list[str], batch_size: int = 64
+    model: MultiTaskModel,
+    tokenizer,
+    texts: list[str],
+    batch_size: int = 64,
+    contexts: list[Context] | None = None,
+    calibrated: bool = True,
+    cached: bool = False,
 ) -> Probabilities:
-    """Probabilities for every text, batched by token count, returned in input order."""
+    """Probabilities for every text, batched by token count, returned in input order.
+
+    ``contexts`` are read only by a model trained with context; without them such a
+    model reads each sentence alone. With ``calibrated``, logits are divided by the
+    model's per-task temperatures. With ``cached`` (cross-validation), the frozen
+    lower layers' states come from, and go to, the cache training uses, so each
+    sentence passes the frozen layers once in a whole cross-validation.
+    """
     config = model.config
-    converted = convert_script(texts, config.script)
+    if contexts is not None and len(contexts) != len(texts):
+        raise ValueError(f"{len(texts)} sentences but {len(contexts)} contexts")
+    temperatures = config.temperatures if calibrated else {}
+    if cached:
+        return _predict_from_cached_states(model, tokenizer, texts, batch_size, contexts,
+                                           temperatures)
     cues = model.text_cues(texts)
     claims = np.zeros((len(texts), len(config.claim_types)), dtype=np.float32)
     stance = np.zeros((len(texts), len(config.stances)), dtype=np.float32)
     voice = np.zeros((len(texts), len(config.voices)), dtype=np.float32)
-    for batch, input_ids, attention_mask in token_sorted_batches(
-        tokenizer, converted, config.text_prefix, config.max_length, batch_size
+    for batch, inputs in token_sorted_batches(
+        tokenizer,
+        convert_script(texts, config.script),
+        convert_contexts(contexts, config.script) if config.context != "none" else None,
+        config.text_prefix,
+        config.max_length,
+        config.context,
+        config.context_length,
+        batch_size,
     ):
-        logits = model(torch.from_numpy(input_ids), torch.from_numpy(attention_mask), cues[batch])
-        claims[batch] = torch.sigmoid(logits["claims"]).numpy()
-        stance[batch] = torch.softmax(logits["stance"], -1).numpy()
-        voice[batch] = torch.softmax(logits["voice"], -1).numpy()
+        logits = model(
+            torch.from_numpy(inputs["input_ids"]),
+            torch.from_numpy(inputs["attention_mask"]),
+            cues[batch],
+            torch.from_numpy(inputs["sentence_mask"]),
+        )
+        claims[batch], stance[batch], voice[batch] = _probabilities(logits, temperatures)
     return Probabilities(claims=claims, stance=stance, voice=voice)
+
+
+def _probabilities(logits: dict, temperatures: dict) -> tuple[np.ndarray, ...]:
+    scale = {task: temperatures.get(task, 1.0) for task in ("claims", "stance", "voice")}
+    return (
+        torch.sigmoid(logits["claims"] / scale["claims"]).numpy(),
+        torch.softmax(logits["stance"] / scale["stance"], -1).numpy(),
+        torch.softmax(logits["voice"] / scale["voice"], -1).numpy(),
+    )
+
+
+@torch.inference_mode()
+def _predict_from_cached_states(
+    model: MultiTaskModel,
+    tokenizer,
+    texts: list[str],
+    batch_size: int,
+    contexts: list[Context] | None,
+    temperatures: dict,
+) -> Probabilities:
+    """As ``predict_probabilities``, but the frozen layers' states through the cache."""
+    config = model.config
+    first_trained = model.encoder.config.num_hidden_layers - config.trained_layers
+    states = frozen_states(
+        model.encoder,
+        tokenizer,
+        convert_script(texts, config.script),
+        config,
+        first_trained,
+        convert_contexts(contexts, config.script) if config.context != "none" else None,
+    )
+    cues = model.text_cues(texts)
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        batch = np.arange(start, min(start + batch_size, len(texts)))
+        hidden, mask, sentence_mask = pad_states(
+            [states.states[i] for i in batch], [states.sentence_lengths[i] for i in batch]
+        )
+        top = run_top_layers(model.encoder, hidden, mask, first_trained)
+        parts.append(_probabilities(model.heads(top, mask, cues[batch], sentence_mask),
+                                    temperatures))
+    if not parts:
+        empty = np.zeros((0, 1))
+        return Probabilities(empty, empty, empty)
+    return Probabilities(*(np.concatenate([part[k] for part in parts]) for k in range(3)))
 
 
 def tune_thresholds(probabilities: np.ndarray, truth: np.ndarray) -> list[float]:

@@ -70,6 +70,7 @@ def tiny_base_model(tmp_path_factory) -> Path:
     tokenizer.train([str(p) for p in seed_paths()], trainer)
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[
             ("[CLS]", tokenizer.token_to_id("[CLS]")),
             ("[SEP]", tokenizer.token_to_id("[SEP]")),
@@ -90,7 +91,7 @@ def tiny_base_model(tmp_path_factory) -> Path:
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        max_position_embeddings=160,
+        max_position_embeddings=256,
     )
     BertModel(config, add_pooling_layer=False).save_pretrained(directory)
     return directory

@@ -35,7 +35,7 @@ class FakeClassifier:
 
     batch_size = 64
 
-    def classify_unit_groups(self, groups):
+    def classify_unit_groups(self, groups, min_confidence=None):
         return [
             [
                 {

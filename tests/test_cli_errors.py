@@ -147,7 +147,7 @@ def test_ctrl_c_during_classification_exits_130_and_keeps_finished_articles(
     class Interrupting(FakeClassifier):
         calls = 0
 
-        def classify_unit_groups(self, groups):
+        def classify_unit_groups(self, groups, min_confidence=None):
             Interrupting.calls += 1
             if Interrupting.calls == 2:
                 raise KeyboardInterrupt

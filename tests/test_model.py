@@ -10,7 +10,7 @@ import torch
 from mineral_stance.cli import main
 from mineral_stance.config import TrainConfig
 from mineral_stance.labels import targets_from_records
-from mineral_stance.model import convert_script, load_encoder
+from mineral_stance.model import ModelConfig, convert_script, load_encoder
 from mineral_stance.predict import StanceClassifier
 from mineral_stance.train import (
     frozen_states,
@@ -42,7 +42,10 @@ def test_cached_frozen_states_reproduce_the_full_forward_pass(tiny_base_model):
     encoder, tokenizer = load_encoder(str(tiny_base_model))
     encoder.eval()
     texts = [r["text"] for r in make_records(1)]
-    states, mask = pad_states(frozen_states(encoder, tokenizer, texts, "", 64, first_trained=1))
+    model_config = ModelConfig(base_model=str(tiny_base_model), text_prefix="", max_length=64)
+    cached = frozen_states(encoder, tokenizer, texts, model_config, first_trained=1)
+    states, mask, sentence_mask = pad_states(cached.states, cached.sentence_lengths)
+    assert torch.equal(mask, sentence_mask)  # no context: every token is the sentence
     with torch.no_grad():
         top = run_top_layers(encoder, states, mask, first_trained=1)
         inputs = tokenizer(texts, padding=True, return_tensors="pt")
@@ -253,8 +256,11 @@ def test_train_command_writes_a_loadable_model_with_card_and_metrics(tiny_base_m
     assert 0.0 <= metrics["cross_validation"]["stance"]["macro_f1"] <= 1.0
     # three documents without corpus metadata: too few outlet groups for five folds
     assert metrics["split"] == "leave one document out"
+    assert set(metrics["calibration"]["ece_after"]) == {"claims", "stance", "voice"}
+    assert "| stance |" in (out / "calibration.md").read_text(encoding="utf-8")
     classifier = StanceClassifier.from_pretrained(out)
     assert classifier.model.config.script == "simplified"
+    assert classifier.temperatures == metrics["calibration"]["temperatures"]
     assert len(classifier.predict(["美国应与盟友合作。"])) == 1
 
 
@@ -268,6 +274,17 @@ def test_compare_command_writes_markdown_json_and_plots(tiny_base_model, tmp_pat
     markdown = (out / "comparison.md").read_text(encoding="utf-8")
     assert "| linear probe (tiny) |" in markdown and "## Stance confusion: rules" in markdown
     assert (out / "comparison.png").stat().st_size > 0
+    ece = results["linear probe (tiny)"]["calibration_error"]
+    assert set(ece["before"]) == {"claims", "stance", "voice"}
+    errors = (out / "errors.md").read_text(encoding="utf-8")
+    assert errors.startswith("# Errors of ") and "## Stance" in errors
+    assert "| linear probe (tiny) | " in markdown and " → " in markdown  # time and ECE table
+    # a second run adds its systems to the table
+    assert main(["compare", config, "--gold", gold, "-o", str(out), "--only", "majority",
+                 "--add"]) == 0
+    again = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    assert set(again["systems"]) == {"rules", "linear probe (tiny)", "majority"}
+    assert len(again["commands"]) == 2
 
 
 def test_a_frozen_encoder_model_saves_only_heads_and_config(tiny_base_model, tmp_path):
@@ -288,7 +305,7 @@ def test_a_frozen_encoder_model_saves_only_heads_and_config(tiny_base_model, tmp
 
 
 def test_predict_batches_hold_texts_of_similar_token_count(tiny_base_model):
-    from mineral_stance.train import token_sorted_batches
+    from mineral_stance.context import token_sorted_batches
 
     _, tokenizer = load_encoder(str(tiny_base_model))
     texts = [
@@ -297,7 +314,10 @@ def test_predict_batches_hold_texts_of_similar_token_count(tiny_base_model):
         "中等长度的句子。",
     ] * 3
     seen, widths = [], []
-    for positions, input_ids, attention_mask in token_sorted_batches(tokenizer, texts, "", 128, 2):
+    batches = token_sorted_batches(tokenizer, texts, None, "", 128, "none", 0, 2)
+    for positions, inputs in batches:
+        input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
+        assert (inputs["sentence_mask"] == attention_mask).all()  # no context: all sentence
         assert input_ids.shape == attention_mask.shape
         widths.append(input_ids.shape[1])
         for row, i in enumerate(positions):  # the row is text i, tokenized, then padding

@@ -12,6 +12,8 @@ from mineral_stance.labels import label_dicts
 from mineral_stance.model import ModelConfig
 from mineral_stance.predict import load_classifier
 
+from .conftest import make_records
+
 SENTENCES = [
     "美国应与盟友合作，确保供应链安全。",
     "中國一直供應美國54%的鍺,53%的鎵。",
@@ -50,6 +52,33 @@ def test_onnx_gives_the_torch_labels_and_probabilities_on_a_tiny_model(tiny_mode
         "neutral",
         "unrelated",
     }
+
+
+def test_onnx_reads_context_and_temperatures_as_torch_does(tiny_base_model, tmp_path, onnx_cache):
+    from mineral_stance.config import TrainConfig
+    from mineral_stance.context import Context
+    from mineral_stance.labels import targets_from_records
+    from mineral_stance.predict import StanceClassifier
+
+
+    records = make_records()
+    texts = [r["text"] for r in records]
+    contexts = [Context(texts[i - 1] if i else "", "关键矿产联盟") for i in range(len(texts))]
+    config = TrainConfig(base_model=str(tiny_base_model), method="top_layers", trained_layers=1,
+                         epochs=1, batch_size=4, context="previous+title", context_length=32)
+    classifier = StanceClassifier(config).fit(texts, targets_from_records(records),
+                                              contexts=contexts)
+    classifier.temperatures = {"claims": 1.5, "stance": 0.7, "voice": 2.0}
+    directory = classifier.save_pretrained(tmp_path / "context-model")
+    torch_clf = load_classifier(directory, threads=1)
+    onnx_clf = load_classifier(directory, threads=1, backend="onnx")
+    expected = torch_clf.predict_proba(texts, contexts)
+    got = onnx_clf.predict_proba(texts, contexts)
+    for task in ("claims", "stance", "voice"):
+        np.testing.assert_allclose(getattr(got, task), getattr(expected, task), atol=1e-5)
+    # the context matters to this model, so agreement above is not agreement by accident
+    alone = torch_clf.predict_proba(texts)
+    assert not np.allclose(alone.stance, expected.stance, atol=1e-4)
 
 
 def test_int8_export_is_smaller_and_close_to_fp32(tiny_model_dir, onnx_cache):
