@@ -119,18 +119,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from mineral_stance.annotations import file_sha256
     from mineral_stance.calibration import apply_temperatures, calibration_report
+    from mineral_stance.config import CLAIM_TYPES
     from mineral_stance.dataset import corpus_contexts, cross_validation_data
     from mineral_stance.evaluate import (
         bootstrap_intervals,
         cross_validation_folds,
         grouped_cross_validation,
+        held_out_decisions,
+        load_held_out,
         outlet_groups,
         score,
         split_description,
     )
     from mineral_stance.predict import StanceClassifier
     from mineral_stance.report import describe_training, write_model_card
-    from mineral_stance.train import STATE_CACHE_ENV, tune_thresholds
+    from mineral_stance.train import STATE_CACHE_ENV, tune_class_offsets, tune_thresholds
 
     config = TrainConfig.from_toml(args.config)
     out = Path(args.output or Path("models") / Path(args.config).stem)
@@ -145,15 +148,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     groups, n_folds = outlet_groups(frame, args.folds)
     contexts = corpus_contexts(frame)
     started = time.perf_counter()
-    oof, decisions, _ = grouped_cross_validation(
-        lambda: StanceClassifier(config, cache_states=True),
-        texts,
-        targets,
-        groups,
-        n_folds,
-        on_fold=lambda fold: print(f"cross-validation: holding out {fold}", flush=True),
-        contexts=contexts,
-    )
+    if args.held_out:
+        # the out-of-fold probabilities of a `compare` run of this config on this gold file
+        metadata = held_out_metadata(args.gold, args.config, n_folds, 0.0)
+        metadata.pop("seconds")
+        oof, saved = load_held_out(Path(args.held_out), metadata)
+        if len(oof.stance) != len(texts):
+            raise ValueError(f"{args.held_out}: {len(oof.stance)} sentences, the gold has "
+                             f"{len(texts)}")
+        decisions, _ = held_out_decisions(
+            oof, targets, cross_validation_folds(groups, n_folds), [0.5] * len(CLAIM_TYPES)
+        )
+        cv_minutes = saved["seconds"] / 60
+        print(f"cross-validation read from {args.held_out}", flush=True)
+    else:
+        oof, decisions, _ = grouped_cross_validation(
+            lambda: StanceClassifier(config, cache_states=True),
+            texts,
+            targets,
+            groups,
+            n_folds,
+            on_fold=lambda fold: print(f"cross-validation: holding out {fold}", flush=True),
+            contexts=contexts,
+        )
+        cv_minutes = (time.perf_counter() - started) / 60
+    after_cross_validation = time.perf_counter()
     metrics = score(targets, decisions)
     intervals = bootstrap_intervals(targets, decisions)
     calibration = calibration_report(
@@ -166,6 +185,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     # thresholds on the calibrated probabilities the saved model will output
     calibrated = apply_temperatures(oof, calibration["temperatures"])
     thresholds = tune_thresholds(calibrated.claims, targets.claims)
+    stance_offsets = tune_class_offsets(calibrated.stance, targets.stance)
+    voice_offsets = tune_class_offsets(calibrated.voice, targets.voice)
     print("training on all sentences", flush=True)
     fit_started = time.perf_counter()
     classifier = StanceClassifier(config).fit(
@@ -173,6 +194,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     fit_minutes = (time.perf_counter() - fit_started) / 60
     classifier.claim_thresholds = thresholds
+    classifier.stance_offsets = stance_offsets
+    classifier.voice_offsets = voice_offsets
     classifier.temperatures = calibration["temperatures"]
     classifier.save_pretrained(out)
     write_model_card(
@@ -181,16 +204,20 @@ def cmd_train(args: argparse.Namespace) -> int:
             "trained": describe_training(config),
             "base_model": config.base_model,
             "thresholds": ", ".join(f"{t:.2f}" for t in thresholds),
+            "offsets": "stance " + ", ".join(f"{o:+.1f}" for o in stance_offsets)
+                       + "; voice " + ", ".join(f"{o:+.1f}" for o in voice_offsets),
             "temperatures": ", ".join(f"{task} {t:.2f}"
                                       for task, t in calibration["temperatures"].items()),
             "ece": ", ".join(f"{task} {calibration['ece_before'][task]:.3f} → "
                              f"{calibration['ece_after'][task]:.3f}"
                              for task in calibration["ece_before"]),
             "fit_minutes": fit_minutes,
-            "total_minutes": (time.perf_counter() - started) / 60,
-            "cached": "; the frozen encoder states were read from the state cache "
-                      f"({STATE_CACHE_ENV}), so no sentence was encoded"
-                      if os.environ.get(STATE_CACHE_ENV) else "",
+            "total_minutes": cv_minutes + (time.perf_counter() - after_cross_validation) / 60,
+            "cached": (f"; the cross-validation was a `compare` run's, read from "
+                       f"`{args.held_out}`" if args.held_out else "")
+                      + ("; the frozen encoder states were read from the state cache "
+                         f"({STATE_CACHE_ENV}), so no sentence was encoded"
+                         if os.environ.get(STATE_CACHE_ENV) else ""),
             "threads": config.threads,
             "data_sha256": file_sha256(args.gold),
             "n": len(texts),
@@ -216,7 +243,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                     "calibration": {k: calibration[k] for k in ("ece_before", "ece_after",
                                                                 "temperatures")},
                     "minutes": {"final_fit": round(fit_minutes, 1),
-                                "total": round((time.perf_counter() - started) / 60, 1)}},
+                                "cross_validation": round(cv_minutes, 1),
+                                "total": round(cv_minutes + (time.perf_counter()
+                                                             - after_cross_validation) / 60, 1)}},
                    indent=2),
         encoding="utf-8",
     )
@@ -292,7 +321,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.model)
     probabilities = classifier.predict_proba([r["text"] for r in records])
     metrics = score(
-        targets_from_records(records), probabilities.decide(classifier.claim_thresholds)
+        targets_from_records(records), classifier.decide(probabilities)
     )
     if overlap:
         metrics["training_overlap"] = overlap
@@ -301,7 +330,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from mineral_stance.labels import label_dicts
         from mineral_stance.report import html_report
 
-        decisions = probabilities.decide(classifier.claim_thresholds)
+        decisions = classifier.decide(probabilities)
         errors = []
         for record, predicted in zip(records, label_dicts(decisions), strict=True):
             gold = {k: record[k] for k in ("claim_types", "stance", "voice")}
@@ -345,6 +374,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def held_out_metadata(gold: str, config_path: str, n_folds: int | None, seconds: float) -> dict:
+    """What a cross-validation's out-of-fold probabilities depend on (see save_held_out)."""
+    from mineral_stance.annotations import file_sha256
+    from mineral_stance.evaluate import split_description
+
+    return {
+        "gold_sha256": file_sha256(gold),
+        "config_sha256": file_sha256(config_path),
+        "split": split_description(n_folds),
+        "seconds": seconds,
+    }
+
+
 def compare_command(args: argparse.Namespace) -> str:
     """The command line that reproduces a comparison, for its report."""
     parts = ["mineral-stance compare", *args.configs]
@@ -378,6 +420,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         cross_validation_folds,
         outlet_groups,
         run_comparison,
+        save_held_out,
         split_description,
     )
     from mineral_stance.predict import StanceClassifier
@@ -401,12 +444,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("setfit") is not None:
         # 60 contrastive steps: what five folds of SetFit afford on a 2-core CPU
         systems["setfit"] = lambda: SetFitBaseline(TrainConfig().base_model, max_steps=60)
+    config_of_system = {}
     for config_path in args.configs:
         config = TrainConfig.from_toml(config_path)
         kind = "linear probe" if config.is_linear_probe else "fine-tuned"
-        systems[f"{kind} ({Path(config_path).stem})"] = lambda config=config: StanceClassifier(
-            config, cache_states=True
-        )
+        name = f"{kind} ({Path(config_path).stem})"
+        config_of_system[name] = config_path
+        systems[name] = lambda config=config: StanceClassifier(config, cache_states=True)
     if args.only:
         systems = {k: v for k, v in systems.items() if any(o in k for o in args.only)}
     breakdowns = {key: frame[key].tolist() for key in ("perspective", "script", "doc_id")}
@@ -428,6 +472,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    for name, config_path in config_of_system.items():
+        if name in held_out:  # train --held-out reuses this cross-validation
+            save_held_out(
+                out / "held_out" / f"{Path(config_path).stem}.npz",
+                held_out[name][0],
+                held_out_metadata(args.gold, config_path, n_folds, results[name]["seconds"]),
+            )
     commands = [compare_command(args) + (" --add" if args.add else "")]
     ran = dict(results)
     if args.add and (out / "comparison.json").exists():
@@ -924,6 +975,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--reports", default=None,
                        help="where to write calibration.md/json/png (default: the model "
                             "directory; the shipped model's go to training/reports)")
+    train.add_argument("--held-out", default=None, metavar="NPZ",
+                       help="reuse the cross-validation of a compare run of this config "
+                            "(training/reports/held_out/<config>.npz) instead of running it "
+                            "again; refused if the gold file, config or split differ")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="score a model on an annotation file")

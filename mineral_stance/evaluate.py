@@ -6,8 +6,10 @@ like with like.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import (
@@ -19,7 +21,7 @@ from sklearn.metrics import (
 
 from mineral_stance.config import CLAIM_TYPES, STANCES, VOICES
 from mineral_stance.labels import Probabilities, Targets
-from mineral_stance.train import tune_thresholds
+from mineral_stance.train import tune_class_offsets, tune_thresholds
 
 
 def _per_label(truth: np.ndarray, predicted: np.ndarray, labels: list, names) -> dict:
@@ -210,18 +212,63 @@ def grouped_cross_validation(
         oof.stance[test_index] = probabilities.stance
         oof.voice[test_index] = probabilities.voice
 
+    decisions, thresholds = held_out_decisions(oof, targets, folds, default_thresholds, tune)
+    return oof, decisions, thresholds
+
+
+def held_out_decisions(
+    oof: Probabilities,
+    targets: Targets,
+    folds: list[np.ndarray],
+    default_thresholds: list[float],
+    tune: bool = True,
+) -> tuple[Targets, list[list[float]]]:
+    """Hard labels for out-of-fold probabilities, each fold decided by rules tuned on the
+    others (claim thresholds, stance and voice offsets), so no fold's labels choose its own.
+    Without ``tune``: the default thresholds and the plain argmax."""
+    n = len(oof.stance)
     thresholds = np.tile(default_thresholds, (n, 1))
-    if tune:
-        for test_index in folds:
-            others = np.ones(n, dtype=bool)
-            others[test_index] = False
-            thresholds[test_index] = tune_thresholds(oof.claims[others], targets.claims[others])
     decisions = Targets(
         claims=(oof.claims >= thresholds).astype(int),
         stance=oof.stance.argmax(1),
         voice=oof.voice.argmax(1),
     )
-    return oof, decisions, thresholds.tolist()
+    if tune:
+        for test_index in folds:
+            others = np.ones(n, dtype=bool)
+            others[test_index] = False
+            thresholds[test_index] = tune_thresholds(oof.claims[others], targets.claims[others])
+            stance_offsets = tune_class_offsets(oof.stance[others], targets.stance[others])
+            voice_offsets = tune_class_offsets(oof.voice[others], targets.voice[others])
+            decided = oof[test_index].decide(
+                thresholds[test_index][0], stance_offsets, voice_offsets
+            )
+            decisions.claims[test_index] = decided.claims
+            decisions.stance[test_index] = decided.stance
+            decisions.voice[test_index] = decided.voice
+    return decisions, thresholds.tolist()
+
+
+def save_held_out(path: Path, oof: Probabilities, metadata: dict) -> None:
+    """Out-of-fold probabilities and what they were made from (gold file, split, config),
+    so ``train`` can reuse a comparison's cross-validation instead of running it again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, claims=oof.claims, stance=oof.stance, voice=oof.voice,
+                        metadata=np.array(json.dumps(metadata)))
+
+
+def load_held_out(path: Path, expected: dict) -> tuple[Probabilities, dict]:
+    """Probabilities saved by ``save_held_out``; refused unless every ``expected`` item matches."""
+    with np.load(path) as saved:
+        metadata = json.loads(str(saved["metadata"]))
+        oof = Probabilities(saved["claims"], saved["stance"], saved["voice"])
+    for key, value in expected.items():
+        if metadata.get(key) != value:
+            raise ValueError(
+                f"{path}: made with another {key} ({metadata.get(key)!r}, now {value!r}); "
+                "run the comparison again or train without it"
+            )
+    return oof, metadata
 
 
 def leave_one_document_out(

@@ -79,13 +79,23 @@ class Probabilities:
         """One row per sentence, one named column per label."""
         return pd.DataFrame(self.to_numpy(), columns=self.columns)
 
-    def decide(self, claim_thresholds: np.ndarray | list[float]) -> Targets:
-        """Hard labels: each claim above its threshold, the most probable stance and voice."""
+    def decide(
+        self,
+        claim_thresholds: np.ndarray | list[float],
+        stance_offsets: list[float] | None = None,
+        voice_offsets: list[float] | None = None,
+    ) -> Targets:
+        """Hard labels: each claim above its threshold, the most probable stance and voice.
+
+        Offsets (one per label, added to the log-probabilities before the argmax)
+        move the boundaries between stances or voices, as thresholds do for claims;
+        none means the plain argmax.
+        """
         thresholds = np.asarray(claim_thresholds, dtype=float)
         return Targets(
             claims=(self.claims >= thresholds).astype(int),
-            stance=self.stance.argmax(1),
-            voice=self.voice.argmax(1),
+            stance=offset_argmax(self.stance, stance_offsets),
+            voice=offset_argmax(self.voice, voice_offsets),
         )
 
     @staticmethod
@@ -98,6 +108,14 @@ class Probabilities:
             stances=parts[0].stances,
             voices=parts[0].voices,
         )
+
+
+def offset_argmax(probabilities: np.ndarray, offsets: list[float] | None) -> np.ndarray:
+    """The label of largest log-probability plus its offset (plain argmax without offsets)."""
+    if offsets is None or not np.any(offsets):
+        return probabilities.argmax(1)
+    scores = np.log(np.clip(probabilities, 1e-12, None)) + np.asarray(offsets, dtype=float)
+    return scores.argmax(1)
 
 
 def targets_from_records(records: list[dict]) -> Targets:

@@ -61,6 +61,11 @@ class ModelConfig:
     stances: list[str] = field(default_factory=lambda: list(STANCES))
     voices: list[str] = field(default_factory=lambda: list(VOICES))
     claim_thresholds: list[float] = field(default_factory=lambda: [0.5] * len(CLAIM_TYPES))
+    # per stance and per voice, added to the log-probabilities before the argmax:
+    # tuned on out-of-fold predictions for macro-F1 as the claim thresholds are
+    # (0 everywhere = the most probable label)
+    stance_offsets: list[float] = field(default_factory=lambda: [0.0] * len(STANCES))
+    voice_offsets: list[float] = field(default_factory=lambda: [0.0] * len(VOICES))
     trained_layers: int = 2
     lora_r: int = 16
     lora_alpha: int = 32
@@ -243,8 +248,16 @@ def save_pretrained(model: MultiTaskModel, tokenizer, directory: str | Path) -> 
         shutil.rmtree(directory / ADAPTER_DIR)
     if model.config.method != "top_layers":
         (directory / TOP_LAYERS_NAME).unlink(missing_ok=True)
-    if model.config.method == "lora":
+    if model.config.method == "lora" and hasattr(model.encoder, "peft_config"):
         model.encoder.save_pretrained(directory / ADAPTER_DIR)
+    elif model.config.method == "lora":
+        # loaded for inference, the adapter is merged into the encoder: save the
+        # adapter it was loaded from, not the whole merged encoder
+        source = getattr(model, "adapter_source", None)
+        if source is None:
+            raise ValueError("this LoRA model has no adapter to save (it was merged)")
+        if source.resolve() != (directory / ADAPTER_DIR).resolve():
+            shutil.copytree(source, directory / ADAPTER_DIR, dirs_exist_ok=True)
     elif model.config.method == "top_layers":
         trainable = {
             name: param.detach().contiguous()
@@ -275,6 +288,8 @@ def from_pretrained(directory: str | Path) -> tuple[MultiTaskModel, object]:
         if missing.unexpected_keys:
             raise ValueError(f"{directory}: weights do not fit the base encoder")
     model = MultiTaskModel(encoder, config)
+    if config.method == "lora":
+        model.adapter_source = directory / ADAPTER_DIR  # what save_pretrained writes back
     loaded = model.load_state_dict(load_file(directory / HEADS_NAME), strict=False)
     missing_heads = [name for name in loaded.missing_keys if not name.startswith("encoder.")]
     if missing_heads or loaded.unexpected_keys:

@@ -109,6 +109,14 @@ def validate_config(path: Path) -> ModelConfig:
                 raise fail(
                     f"claim_thresholds[{i}]", f"a number from 0 to 1, got {threshold!r}"
                 )
+    for name, labels in (("stance_offsets", STANCES), ("voice_offsets", VOICES)):
+        offsets = value(name)
+        if name in data and not (
+            isinstance(offsets, list)
+            and len(offsets) == len(labels)
+            and all(_number(o) and abs(o) <= 20 for o in offsets)
+        ):
+            raise fail(name, f"one number per label ({len(labels)}), got {offsets!r}")
     check("trained_layers", _integer(value("trained_layers")) and value("trained_layers") >= 0,
           "a whole number >= 0")  # fmt: skip
     check("lora_r", _integer(value("lora_r")) and value("lora_r") >= 1, "a whole number >= 1")

@@ -109,6 +109,30 @@ class StanceClassifier:
         self._require_model().config.claim_thresholds = [float(v) for v in values]
 
     @property
+    def stance_offsets(self) -> list[float]:
+        """Per stance, added to its log-probability before the argmax (tuned for macro-F1)."""
+        return list(self._require_model().config.stance_offsets)
+
+    @stance_offsets.setter
+    def stance_offsets(self, values: list[float]) -> None:
+        self._require_model().config.stance_offsets = [float(v) for v in values]
+
+    @property
+    def voice_offsets(self) -> list[float]:
+        """Per voice, added to its log-probability before the argmax (tuned for macro-F1)."""
+        return list(self._require_model().config.voice_offsets)
+
+    @voice_offsets.setter
+    def voice_offsets(self, values: list[float]) -> None:
+        self._require_model().config.voice_offsets = [float(v) for v in values]
+
+    def decide(self, probabilities: Probabilities) -> Targets:
+        """This model's hard labels for its probabilities: claim thresholds, class offsets."""
+        return probabilities.decide(
+            self.claim_thresholds, self.stance_offsets, self.voice_offsets
+        )
+
+    @property
     def temperatures(self) -> dict[str, float]:
         """Per task, the temperature the logits are divided by (calibration)."""
         return dict(self._require_model().config.temperatures)
@@ -176,7 +200,7 @@ class StanceClassifier:
         probabilities, truncated = self._probabilities(
             sentences, contexts, batch_size, show_progress_bar
         )
-        decisions = label_dicts(probabilities.decide(self.claim_thresholds))
+        decisions = label_dicts(self.decide(probabilities))
         results = []
         for i, (text, decision) in enumerate(zip(sentences, decisions, strict=True)):
             result = SentenceResult(

@@ -258,6 +258,8 @@ in `label-schema.md`.
 - Calibration: per-task temperatures {temperatures} (fitted on out-of-fold
   predictions); expected calibration error before → after scaling: {ece}.
 - Claim thresholds (tuned on the calibrated out-of-fold predictions): {thresholds}.
+- Label offsets added to the log-probabilities before the argmax (tuned the same way,
+  for macro-F1): {offsets}.
 - Time on this machine ({threads} threads): {fit_minutes:.1f} min for the fit on all
   sentences, {total_minutes:.1f} min for the whole `train` run (cross-validation included){cached}.
 - Files: `config.json` (label maps, thresholds, settings), `heads.safetensors`,

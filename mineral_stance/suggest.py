@@ -174,7 +174,7 @@ def suggest(
         gold_vectors = normalise(gold_vectors)
     scores = uncertainty(probabilities, classifier.claim_thresholds, strategy)
     picked = select(scores, vectors, gold_vectors, n)
-    decisions = label_dicts(probabilities[picked].decide(classifier.claim_thresholds))
+    decisions = label_dicts(classifier.decide(probabilities[picked]))
     out = []
     for rank, (index, labels) in enumerate(zip(picked, decisions, strict=True), start=1):
         record = {key: value for key, value in pool[index].items() if not key.startswith("p_")}

@@ -2,10 +2,12 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import f1_score
 
 from mineral_stance.cli import main
 from mineral_stance.config import TrainConfig
@@ -163,6 +165,40 @@ def test_thresholds_maximise_f1_and_prefer_the_middle_of_a_plateau():
     assert tune_thresholds(np.array([[0.05], [0.1], [0.3], [0.9]]), truth) == [0.3]
 
 
+def test_class_offsets_trade_an_over_called_label_back_for_macro_f1():
+    from mineral_stance.labels import offset_argmax
+    from mineral_stance.train import tune_class_offsets
+
+    # label 1 is the argmax of every sentence whose label-1 probability is 0.4 or more,
+    # but only those at 0.6 or more are truly label 1: the argmax over-calls it
+    rng = np.random.default_rng(0)
+    p1 = rng.uniform(0.0, 0.8, 400)
+    truth = (p1 >= 0.6).astype(int)
+    probabilities = np.column_stack([1 - p1, p1])
+    plain = offset_argmax(probabilities, None)
+    assert plain.sum() > truth.sum()
+    offsets = tune_class_offsets(probabilities, truth)
+    assert offsets[0] == 0.0 and offsets[1] < 0  # label 1 made harder to call
+    tuned = offset_argmax(probabilities, offsets)
+    assert f1_score(truth, tuned, average="macro") > f1_score(truth, plain, average="macro")
+    # well-separated labels keep offsets of 0: the argmax is already best
+    assert tune_class_offsets(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1])) == [0, 0]
+
+
+def test_offsets_are_saved_with_the_model_and_decide_its_labels(tiny_model_dir, tmp_path):
+    classifier = StanceClassifier.from_pretrained(tiny_model_dir)
+    texts = ["美国应与盟友合作。", "这并非中国最后一次诉诸经济胁迫。", "中國供應美國54%的鍺。"]
+    probabilities = classifier.predict_proba(texts)
+    # an offset large enough to make "oppose" every sentence's stance
+    classifier.stance_offsets = [0.0, 20.0, 0.0, 0.0]
+    assert [r.stance for r in classifier.predict(texts)] == ["oppose"] * 3
+    reloaded = StanceClassifier.from_pretrained(classifier.save_pretrained(tmp_path / "m"))
+    assert reloaded.stance_offsets == [0.0, 20.0, 0.0, 0.0]
+    assert (reloaded.decide(probabilities).stance == 1).all()
+    # the probabilities themselves are untouched by the offsets
+    assert np.allclose(reloaded.predict_proba(texts).stance, probabilities.stance, atol=1e-6)
+
+
 def test_training_is_deterministic_with_a_seed(tiny_base_model):
     records = make_records(2)
     texts = [r["text"] for r in records]
@@ -264,7 +300,7 @@ def test_train_command_writes_a_loadable_model_with_card_and_metrics(tiny_base_m
     assert len(classifier.predict(["美国应与盟友合作。"])) == 1
 
 
-def test_compare_command_writes_markdown_json_and_plots(tiny_base_model, tmp_path):
+def test_compare_command_writes_markdown_json_and_plots(tiny_base_model, tmp_path, capsys):
     gold, config = write_gold_and_config(tmp_path, tiny_base_model, "frozen", epochs=0)
     out = tmp_path / "reports"
     args = ["compare", config, "--gold", gold, "-o", str(out), "--only", "rules", "linear probe"]
@@ -285,6 +321,23 @@ def test_compare_command_writes_markdown_json_and_plots(tiny_base_model, tmp_pat
     again = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
     assert set(again["systems"]) == {"rules", "linear probe (tiny)", "majority"}
     assert len(again["commands"]) == 2
+    # train reuses the comparison's cross-validation of the same config: same card metrics
+    held_out = out / "held_out" / "tiny.npz"
+    assert held_out.exists()
+    model = tmp_path / "from-held-out"
+    assert main(["train", "--config", config, "--gold", gold, "-o", str(model),
+                 "--held-out", str(held_out)]) == 0
+    trained = json.loads((model / "cv_metrics.json").read_text(encoding="utf-8"))
+    compared = again["systems"]["linear probe (tiny)"]["metrics"]
+    for task in ("claim_types", "stance", "voice"):
+        assert trained["cross_validation"][task]["macro_f1"] == compared[task]["macro_f1"]
+    assert "read from" in (model / "README.md").read_text(encoding="utf-8")
+    # ... and refuses it for another config
+    Path(config).write_text(Path(config).read_text(encoding="utf-8") + "probe_c = 2.0\n",
+                            encoding="utf-8")
+    assert main(["train", "--config", config, "--gold", gold, "-o", str(tmp_path / "other"),
+                 "--held-out", str(held_out)]) != 0
+    assert "config_sha256" in capsys.readouterr().err and not (tmp_path / "other").exists()
 
 
 def test_a_frozen_encoder_model_saves_only_heads_and_config(tiny_base_model, tmp_path):

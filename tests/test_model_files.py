@@ -37,6 +37,8 @@ def test_the_shipped_and_a_freshly_trained_model_pass(tiny_model_dir):
         ({"claim_thresholds": [2.0, 0.5, 0.5]}, "claim_thresholds[0]"),
         ({"claim_thresholds": [0.5, 0.5, -1.0]}, "claim_thresholds[2]"),
         ({"claim_thresholds": [0.5, "0.5", 0.5]}, "claim_thresholds[1]"),
+        ({"stance_offsets": [0.0, 0.5]}, "stance_offsets"),
+        ({"voice_offsets": [0.0, "1"]}, "voice_offsets"),
         ({"stances": ["oppose", "support", "neutral", "unrelated"]}, "stances"),
         ({"claim_types": ["statistic", "threat_framing", "policy_recommendation"]}, "claim_types"),
         ({"method": "everything"}, "method"),
