@@ -526,6 +526,7 @@ def fit(
     model.config.training = {
         k: v for k, v in vars(config).items() if isinstance(v, int | float | str)
     }
+    model.config.training["sentences"] = len(texts)
     if history:
         model.config.training["validation_loss"] = history
         model.config.training["best_epoch"] = best_epoch + 1

@@ -300,6 +300,19 @@ def test_train_command_writes_a_loadable_model_with_card_and_metrics(tiny_base_m
     assert len(classifier.predict(["美国应与盟友合作。"])) == 1
 
 
+def test_train_one_fold_scores_only_the_first_held_out_fold(tiny_base_model, tmp_path):
+    gold, config = write_gold_and_config(tmp_path, tiny_base_model, "lora", epochs=1)
+    out = tmp_path / "one-fold"
+    assert main(["train", "--config", config, "--gold", gold, "-o", str(out), "--one-fold"]) == 0
+    metrics = json.loads((out / "cv_metrics.json").read_text(encoding="utf-8"))
+    first_document = sum(1 for r in make_records(3) if r["doc_id"] == "doc0")
+    assert metrics["cross_validation"]["n"] == first_document  # scored on one fold only
+    assert metrics["split"].startswith("the first of the")
+    assert "nothing tuned on them" in (out / "README.md").read_text(encoding="utf-8")
+    # the model itself is trained on every sentence
+    assert StanceClassifier.from_pretrained(out).model.config.training["sentences"] == len(make_records(3))
+
+
 def test_compare_command_writes_markdown_json_and_plots(tiny_base_model, tmp_path, capsys):
     gold, config = write_gold_and_config(tmp_path, tiny_base_model, "frozen", epochs=0)
     out = tmp_path / "reports"
