@@ -403,6 +403,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def display_path(path: str) -> str:
+    """A path as a reader of the report can use it: relative to the working folder when
+    inside it (the default gold file is absolute), unchanged otherwise."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
+
+
 def held_out_metadata(gold: str, config_path: str, n_folds: int | None, seconds: float) -> dict:
     """What a cross-validation's out-of-fold probabilities depend on (see save_held_out)."""
     from mineral_stance.annotations import file_sha256
@@ -544,7 +554,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     sections = [
         f"# Cross-validated comparison: {split_description(n_folds)}",
         "",
-        f"Gold: `{args.gold}` ({len(texts)} sentences, {frame['doc_id'].nunique()} articles, "
+        f"Gold: `{display_path(args.gold)}` ({len(texts)} sentences, "
+        f"{frame['doc_id'].nunique()} articles, "
         f"{len(set(groups))} outlet groups). Each system is trained without one fold and "
         "scored on it; scores are pooled over the held-out folds. Articles are never split, "
         "every outlet (and every copy of one story) sits in one fold only, so each score says "
