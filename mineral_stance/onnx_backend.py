@@ -41,10 +41,11 @@ import numpy as np
 
 from mineral_stance.base_encoder import resolve_base_model, stamped_sha256
 from mineral_stance.config import cache_dir, inference_threads
-from mineral_stance.context import Context, token_sorted_batches
+from mineral_stance.context import Context, convert_contexts, token_sorted_batches
 from mineral_stance.cues import cue_features
+from mineral_stance.fast_tokenizer import load_tokenizer
 from mineral_stance.labels import Probabilities
-from mineral_stance.model import (
+from mineral_stance.model_config import (
     ADAPTER_DIR,
     HEADS_NAME,
     TOP_LAYERS_NAME,
@@ -52,7 +53,6 @@ from mineral_stance.model import (
     convert_script,
 )
 from mineral_stance.predict import StanceClassifier
-from mineral_stance.train import convert_contexts
 
 # bump when the exported graph changes, so old cache entries are not reused
 EXPORT_VERSION = 3
@@ -403,10 +403,6 @@ class OnnxStanceClassifier(StanceClassifier):
         precision: str = DEFAULT_PRECISION,
         threads: int | None = None,
     ) -> OnnxStanceClassifier:
-        from transformers import AutoTokenizer
-
-        from mineral_stance.model import quiet_transformers
-
         onnxruntime()  # before an export that would be of no use
         directory = Path(directory)
         config = ModelConfig.load(directory)
@@ -418,9 +414,7 @@ class OnnxStanceClassifier(StanceClassifier):
             path = export_encoder(directory, precision)
             session = make_session(path, inference_threads(threads))
         classifier = cls()
-        with quiet_transformers():
-            classifier.tokenizer = AutoTokenizer.from_pretrained(
-                resolve_base_model(config.base_model)
-            )
+        # the tokenizers library, not transformers: prediction imports no torch
+        classifier.tokenizer = load_tokenizer(resolve_base_model(config.base_model))
         classifier.model = OnnxModel(config, session, _load_heads(directory), path)
         return classifier
