@@ -55,10 +55,12 @@ from mineral_stance.model_config import (
 from mineral_stance.predict import StanceClassifier
 
 # bump when the exported graph changes, so old cache entries are not reused
-EXPORT_VERSION = 3
+EXPORT_VERSION = 4
 PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"
 ONNX_NAME = "encoder.onnx"
+# the weights, beside the graph: ONNX Runtime reads them straight into its tensors
+WEIGHTS_NAME = "encoder.onnx.data"
 MANIFEST_NAME = "manifest.json"
 OPSET = 17
 # matrix products the int8 precision leaves in fp32 (regular expressions over ONNX
@@ -113,14 +115,20 @@ def onnx_directory(model_dir: Path, config: ModelConfig, precision: str) -> Path
 
 
 def _is_sound(directory: Path) -> bool:
-    """True when the manifest is there and the ONNX file's size and sha256 match it."""
+    """True when the manifest is there and every file's size and sha256 match it."""
     try:
         manifest = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
-        path = directory / ONNX_NAME
-        return (
-            path.stat().st_size == manifest["size"] and stamped_sha256(path) == manifest["sha256"]
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+        files = manifest["files"]
+        if set(files) != {ONNX_NAME, WEIGHTS_NAME}:
+            return False
+        for name, expected in files.items():
+            path = directory / name
+            if path.stat().st_size != expected["size"]:
+                return False
+            if stamped_sha256(path) != expected["sha256"]:
+                return False
+        return True
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
 
@@ -213,6 +221,28 @@ def _embeddings_to_fp16(path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def _optimise(source: Path, target: Path) -> None:
+    """Save the graph as ONNX Runtime optimises it (fused attention, layer norms, GELU)
+    with its weights in one file beside it.
+
+    Loading the optimised graph takes a fraction of a second instead of seconds,
+    and ONNX Runtime no longer holds the unoptimised weights beside the optimised
+    ones while it loads. "Extended" optimisations only: they are portable across
+    CPUs, unlike the layout ones ("all"), which the session still applies at load.
+    """
+    ort = onnxruntime()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(target)
+    options.add_session_config_entry(
+        "session.optimized_model_external_initializers_file_name", WEIGHTS_NAME
+    )
+    options.add_session_config_entry(
+        "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
+    )
+    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+
+
 def _quantise_int8(source: Path, target: Path) -> None:
     """Per-channel dynamic int8 weights for MatMuls, except the nodes kept in fp32."""
     import onnx
@@ -230,7 +260,6 @@ def _quantise_int8(source: Path, target: Path) -> None:
         # attention scores (activation x activation) stay fp32: only weights are int8
         extra_options={"MatMulConstBOnly": True},
     )
-    _embeddings_to_fp16(target)
 
 
 def export_encoder(model_dir: str | Path, precision: str = DEFAULT_PRECISION) -> Path:
@@ -249,20 +278,26 @@ def export_encoder(model_dir: str | Path, precision: str = DEFAULT_PRECISION) ->
     directory.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
-        fp32 = temporary / "fp32.onnx"
-        _export_fp32(model_dir, fp32)
+        graph = temporary / "fp32.onnx"
+        _export_fp32(model_dir, graph)
         if precision == "int8":
-            _quantise_int8(fp32, temporary / ONNX_NAME)
-            fp32.unlink()
-        else:
-            fp32.rename(temporary / ONNX_NAME)
-        exported = temporary / ONNX_NAME
+            _quantise_int8(graph, temporary / "int8.onnx")
+            graph = temporary / "int8.onnx"
+        _embeddings_to_fp16(graph)
+        _optimise(graph, temporary / ONNX_NAME)
+        for leftover in temporary.glob("*"):
+            if leftover.name not in (ONNX_NAME, WEIGHTS_NAME):
+                leftover.unlink()
+        files = {
+            name: {"size": (temporary / name).stat().st_size,
+                   "sha256": stamped_sha256(temporary / name)}
+            for name in (ONNX_NAME, WEIGHTS_NAME)
+        }
         manifest = {
             "model_dir": str(model_dir.resolve()),
             "precision": precision,
             "export_version": EXPORT_VERSION,
-            "size": exported.stat().st_size,
-            "sha256": stamped_sha256(exported),
+            "files": files,
         }
         (temporary / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         temporary.chmod(0o755)
@@ -275,6 +310,7 @@ def export_encoder(model_dir: str | Path, precision: str = DEFAULT_PRECISION) ->
                 raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+    _is_sound(directory)  # stamps the renamed files, so the next load does not hash them
     _remove_stale_exports(directory)
     return directory / ONNX_NAME
 

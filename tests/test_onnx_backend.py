@@ -85,7 +85,8 @@ def test_int8_export_is_smaller_and_close_to_fp32(tiny_model_dir, onnx_cache):
     fp32 = onnx_backend.export_encoder(tiny_model_dir, "fp32")
     int8 = onnx_backend.export_encoder(tiny_model_dir, "int8")
     assert fp32.parent != int8.parent
-    assert int8.stat().st_size < fp32.stat().st_size
+    weights = onnx_backend.WEIGHTS_NAME
+    assert (int8.parent / weights).stat().st_size < (fp32.parent / weights).stat().st_size
     torch_clf = load_classifier(tiny_model_dir, threads=1)
     int8_clf = load_classifier(tiny_model_dir, threads=1, backend="onnx", precision="int8")
     difference = np.abs(
@@ -99,18 +100,25 @@ def test_a_damaged_export_is_rebuilt(tiny_model_dir, onnx_cache):
     manifest = json.loads((path.parent / onnx_backend.MANIFEST_NAME).read_text())
     reference = load_classifier(tiny_model_dir, threads=1, backend="onnx").predict_proba(SENTENCES)
 
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # same size, garbage in the middle
-    path.write_bytes(bytes(data))
-    assert not onnx_backend._is_sound(path.parent)
-    rebuilt = load_classifier(tiny_model_dir, threads=1, backend="onnx")
-    assert onnx_backend._is_sound(path.parent)
-    assert onnx_backend.stamped_sha256(path) == manifest["sha256"]
-    np.testing.assert_allclose(rebuilt.predict_proba(SENTENCES).stance, reference.stance, atol=1e-6)
+    for name in (onnx_backend.ONNX_NAME, onnx_backend.WEIGHTS_NAME):  # graph, then weights
+        damaged = path.parent / name
+        data = bytearray(damaged.read_bytes())
+        data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # same size, garbage inside
+        damaged.write_bytes(bytes(data))
+        assert not onnx_backend._is_sound(path.parent)
+        rebuilt = load_classifier(tiny_model_dir, threads=1, backend="onnx")
+        assert onnx_backend._is_sound(path.parent)
+        assert onnx_backend.stamped_sha256(damaged) == manifest["files"][name]["sha256"]
+        np.testing.assert_allclose(
+            rebuilt.predict_proba(SENTENCES).stance, reference.stance, atol=1e-6
+        )
 
     path.write_bytes(b"not an onnx file")  # truncated
     load_classifier(tiny_model_dir, threads=1, backend="onnx")
-    assert path.stat().st_size == manifest["size"]
+    assert path.stat().st_size == manifest["files"][onnx_backend.ONNX_NAME]["size"]
+    (path.parent / onnx_backend.WEIGHTS_NAME).unlink()  # lost
+    load_classifier(tiny_model_dir, threads=1, backend="onnx")
+    assert onnx_backend._is_sound(path.parent)
 
 
 def test_a_changed_adapter_gets_a_new_export_and_the_stale_one_goes(
