@@ -41,9 +41,11 @@ def test_onnx_gives_the_torch_labels_and_probabilities_on_a_tiny_model(tiny_mode
     # the tiny model was trained with LoRA: the export must have the adapter merged
     assert ModelConfig.load(tiny_model_dir).method == "lora"
     expected, got = torch_clf.predict_proba(SENTENCES), onnx_clf.predict_proba(SENTENCES)
-    np.testing.assert_allclose(got.stance, expected.stance, atol=1e-5)
-    np.testing.assert_allclose(got.claims, expected.claims, atol=1e-5)
-    np.testing.assert_allclose(got.voice, expected.voice, atol=1e-5)
+    # the export stores the word embeddings as int8 rows (onnx_backend._embeddings_to_int8):
+    # probabilities move by a few 1e-5, labels not at all
+    np.testing.assert_allclose(got.stance, expected.stance, atol=1e-4)
+    np.testing.assert_allclose(got.claims, expected.claims, atol=1e-4)
+    np.testing.assert_allclose(got.voice, expected.voice, atol=1e-4)
     assert labels(onnx_clf, SENTENCES) == labels(torch_clf, SENTENCES)
     records = onnx_clf.classify_article("美国关键矿产联盟\n\n美国应与盟友合作。\n").to_pandas()
     assert len(records) == 2 and set(records["stance"]) <= {
@@ -74,8 +76,8 @@ def test_onnx_reads_context_and_temperatures_as_torch_does(tiny_base_model, tmp_
     onnx_clf = load_classifier(directory, threads=1, backend="onnx")
     expected = torch_clf.predict_proba(texts, contexts)
     got = onnx_clf.predict_proba(texts, contexts)
-    for task in ("claims", "stance", "voice"):
-        np.testing.assert_allclose(getattr(got, task), getattr(expected, task), atol=1e-5)
+    for task in ("claims", "stance", "voice"):  # int8 embedding rows: see the test above
+        np.testing.assert_allclose(getattr(got, task), getattr(expected, task), atol=1e-4)
     # the context matters to this model, so agreement above is not agreement by accident
     alone = torch_clf.predict_proba(texts)
     assert not np.allclose(alone.stance, expected.stance, atol=1e-4)
