@@ -289,7 +289,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mineral_stance.labels import targets_from_records
     from mineral_stance.predict import load_classifier
 
-    classifier = load_classifier(args.model)
+    classifier = load_classifier(args.model, backend=args.backend, precision=args.precision)
     probabilities = classifier.predict_proba([r["text"] for r in records])
     metrics = score(
         targets_from_records(records), probabilities.decide(classifier.claim_thresholds)
@@ -931,6 +931,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="model directory (default: the shipped model)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--html", help="where to write the HTML report")
+    evaluate.add_argument(
+        "--backend", choices=("torch", "onnx"), default="torch",
+        help="score the model as run by torch or by ONNX Runtime (the [onnx] extra)",
+    )
+    evaluate.add_argument(
+        "--precision", choices=("fp32", "int8"), default=None, help="ONNX weights (default fp32)"
+    )
     evaluate.set_defaults(run=cmd_evaluate)
 
     compare = commands.add_parser(

@@ -155,3 +155,21 @@ def test_shipped_model_onnx_default_agrees_with_torch_on_seed_units():
     for task in ("claim_types", "stance", "voice"):
         changed = sum(a[task] != b[task] for a, b in zip(torch_labels, onnx_labels, strict=True))
         assert changed <= 0.01 * len(texts), (task, changed)
+
+
+def test_evaluate_scores_the_onnx_backend_as_the_torch_one(
+    tiny_model_dir, tmp_path, onnx_cache, capsys
+):
+    from mineral_stance.cli import main
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in make_records()), encoding="utf-8"
+    )
+    scores = {}
+    for backend in ("torch", "onnx"):
+        args = ["evaluate", str(gold), "--model", str(tiny_model_dir), "--json"]
+        assert main([*args, "--backend", backend]) == 0
+        scores[backend] = json.loads(capsys.readouterr().out)
+    assert scores["onnx"] == scores["torch"] and "stance" in json.dumps(scores["onnx"])
+    assert list(onnx_cache.glob("*-fp32"))  # the ONNX run really went through an export
