@@ -68,6 +68,19 @@ def test_ray_records_equal_the_local_records_and_resume(
     assert f"{len(lost)} article(s) done, {len(seeds) - len(lost)} skipped" in err
     assert_same_records(read_shards(shards), expected)
 
+    # --overwrite that fails (here: no such model) leaves the old shards as they were
+    (shards / "notes.txt").write_text("the user's own file", encoding="utf-8")
+    before = {path.name: path.read_bytes() for path in shard_paths(shards)}
+    broken = [str(tmp_path / "no-model") if a == str(tiny_model_dir) else a for a in args]
+    assert main([*broken, "--engine", "ray", "--overwrite"]) != 0
+    assert {path.name: path.read_bytes() for path in shard_paths(shards)} == before
+    # one that succeeds replaces them: new shards, the same records once, the user's file kept
+    assert main([*args, "--engine", "ray", "--overwrite"]) == 0
+    assert not {path.name for path in shard_paths(shards)} & set(before)
+    assert_same_records(read_shards(shards), expected)
+    assert (shards / "notes.txt").read_text(encoding="utf-8") == "the user's own file"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
 
 def test_ray_engine_reports_bad_inputs_and_refuses_stdin(
     tiny_model_dir, tmp_path, local_ray, capsys
