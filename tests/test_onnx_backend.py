@@ -173,3 +173,27 @@ def test_evaluate_scores_the_onnx_backend_as_the_torch_one(
         scores[backend] = json.loads(capsys.readouterr().out)
     assert scores["onnx"] == scores["torch"] and "stance" in json.dumps(scores["onnx"])
     assert list(onnx_cache.glob("*-fp32"))  # the ONNX run really went through an export
+
+
+def test_predicting_with_onnx_imports_no_torch_transformers_or_spacy(tiny_model_dir, onnx_cache):
+    """A fresh process with the export cached loads the ONNX classifier, labels a sentence
+    and an article, and never imports torch, transformers or spaCy (seconds of start-up)."""
+    import subprocess
+    import sys
+
+    onnx_backend.export_encoder(tiny_model_dir)  # cached, as on every load after the first
+    script = f"""
+import sys
+from pathlib import Path
+from mineral_stance import onnx_backend
+onnx_backend.onnx_cache_root = lambda: Path({str(onnx_cache)!r})
+from mineral_stance import load_classifier
+clf = load_classifier({str(tiny_model_dir)!r}, threads=1, backend="onnx")
+clf.predict(["The U.S. and Dr. Smith met at 10 a.m. today.", "美国应与盟友合作。"])
+clf.classify_article("Title\\n\\nThe U.S. said so. It is e.g. a test.\\n")
+print(sorted(m for m in ("torch", "transformers", "spacy") if m in sys.modules))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
