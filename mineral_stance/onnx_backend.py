@@ -28,7 +28,8 @@ the 661 seed units; the default must change at most 1% of labels per task):
 - ``fp32``: fp32 arithmetic; changes 1/0/0 claim/stance/voice labels;
 - ``int8``: per-channel dynamic int8 weights for the transformer layers'
   matrix products, except the ones listed in ``INT8_FP32_NODES``; changes
-  21/19/5 labels of the shipped model (3%): faster, but not a default.
+  16/21/7 labels of the shipped model (3%; activation scales are set per batch,
+  so the count moves a little with batching): faster, but not a default.
 """
 
 from __future__ import annotations
