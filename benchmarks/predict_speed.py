@@ -142,8 +142,18 @@ def child(backend: str, precision: str | None, n: int, threads: int | None, star
     clf.predict(texts)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak_mb = peak_rss_mb()
+    # what the predict path pulled in: the ONNX backend should need none of these
+    heavy = [name for name in ("torch", "transformers", "spacy") if name in sys.modules]
     print(
-        json.dumps({"cold_start_s": cold_start, "wall_s": wall, "cpu_s": cpu, "peak_mb": peak_mb})
+        json.dumps(
+            {
+                "cold_start_s": cold_start,
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "peak_mb": peak_mb,
+                "heavy_imports": heavy,
+            }
+        )
     )
 
 
@@ -195,16 +205,24 @@ def table(result: dict) -> str:
         )
     sizes = sorted({n for runs in result["subprocess"].values() for n in runs}, key=int)
     header = "| backend (fresh process) | cold start s | " + " | ".join(
-        f"peak RSS MB @{n} | sent/s @{n}" for n in sizes
+        f"peak RSS MB @{n} | sent/s @{n} | sent/CPU-s @{n}" for n in sizes
     )
-    lines += ["", header + " |", "|---" * (2 + 2 * len(sizes)) + "|"]
+    lines += ["", header + " | imports |", "|---" * (3 + 3 * len(sizes)) + "|"]
     for name, runs in result["subprocess"].items():
         cells = [f"{min(r['cold_start_s'] for r in runs.values()):.1f}"]
         for n in sizes:
             run = runs.get(n)
             cells += (
-                [f"{run['peak_mb']:.0f}", str(run["sentences_per_second"])] if run else ["–"] * 2
+                [
+                    f"{run['peak_mb']:.0f}",
+                    str(run["sentences_per_second"]),
+                    str(run["sentences_per_cpu_second"]),
+                ]
+                if run
+                else ["–"] * 3
             )
+        heavy = sorted({m for r in runs.values() for m in r.get("heavy_imports", [])})
+        cells.append(", ".join(heavy) or "no torch, transformers, spaCy")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -279,13 +297,15 @@ def main() -> None:
 
     walls: dict[str, list[float]] = {name: [] for name in methods}
     cpus: dict[str, list[float]] = {name: [] for name in methods}
+    round_loads = []
     for round_number in range(args.rounds):
         for name, method in methods.items():
             wall, cpu = time.perf_counter(), time.process_time()
             method(texts)
             walls[name].append(time.perf_counter() - wall)
             cpus[name].append(time.process_time() - cpu)
-        print(f"round {round_number + 1}: load {os.getloadavg()[0]:.1f}", flush=True)
+        round_loads.append(os.getloadavg()[0])
+        print(f"round {round_number + 1}: load {round_loads[-1]:.1f}", flush=True)
 
     reference = labels(torch_clf, torch_clf.predict_proba(texts))
     agreement = {
@@ -310,7 +330,11 @@ def main() -> None:
             "processor": platform.processor() or platform.machine(),
             "usable_cpus": len(os.sched_getaffinity(0)),
         },
-        "load_average": {"start": load_start, "end": os.getloadavg()},
+        "load_average": {
+            "start": load_start,
+            "after_each_round": round_loads,
+            "end": os.getloadavg(),
+        },
         "methods": {name: summary(len(texts), walls[name], cpus[name]) for name in walls},
         "labels_changed_vs_torch": agreement,
         "labels_changed_limit": int(0.01 * len(texts)),

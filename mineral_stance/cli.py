@@ -347,7 +347,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mineral_stance.labels import targets_from_records
     from mineral_stance.predict import load_classifier
 
-    classifier = load_classifier(args.model)
+    classifier = load_classifier(args.model, backend=args.backend, precision=args.precision)
     probabilities = classifier.predict_proba([r["text"] for r in records])
     metrics = score(
         targets_from_records(records), classifier.decide(probabilities)
@@ -660,7 +660,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
             classifier = load_classifier(
                 args.model, threads=args.threads, backend=args.backend, precision=args.precision
             )
-            classifier.batch_size = args.batch_size
+            if args.batch_size is not None:  # else the backend's own default
+                classifier.batch_size = args.batch_size
             stdout = RecordWriter(None) if output is None else None
             progress = tqdm(desc="classifying", total=total, unit=" sentences",
                             file=sys.stderr, disable=args.quiet)
@@ -864,14 +865,11 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 def classify_on_ray(args: argparse.Namespace) -> int:
     """``classify --engine ray``: the same records, as shards in the folder -o (ray_engine)."""
     from mineral_stance.batch import write_summaries
-    from mineral_stance.ray_engine import classify_with_ray, read_shards, shard_paths
+    from mineral_stance.ray_engine import classify_with_ray, read_shards
 
     if not args.output:
         raise ValueError("--engine ray needs an output folder (-o DIR) for its shards")
     out = Path(args.output)
-    if args.overwrite:
-        for shard in shard_paths(out):
-            shard.unlink()
     counts = classify_with_ray(
         args.paths,
         out,
@@ -890,6 +888,7 @@ def classify_on_ray(args: argparse.Namespace) -> int:
         num_cpus=args.ray_cpus,
         progress=not args.quiet,
         on_problem=lambda message: print(f"error: {message}", file=sys.stderr),
+        overwrite=args.overwrite,
     )
     if args.summary:
         n = write_summaries(read_shards(out), Path(args.summary))
@@ -953,7 +952,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--summary", help="write per-article summaries here (.jsonl or .csv)")
     classify.add_argument("--model", help="model directory (default: the shipped model)")
-    classify.add_argument("--batch-size", type=positive_int, default=64)
+    classify.add_argument(
+        "--batch-size", type=positive_int, default=None,
+        help="sentences per model call (default: 64 for torch, 16 for onnx)",
+    )
     classify.add_argument(
         "--threads", type=positive_int, default=None, help="CPU threads (default: the idle cores)"
     )
@@ -1029,6 +1031,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="model directory (default: the shipped model)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--html", help="where to write the HTML report")
+    evaluate.add_argument(
+        "--backend", choices=("torch", "onnx"), default="torch",
+        help="score the model as run by torch or by ONNX Runtime (the [onnx] extra)",
+    )
+    evaluate.add_argument(
+        "--precision", choices=("fp32", "int8"), default=None, help="ONNX weights (default fp32)"
+    )
     evaluate.set_defaults(run=cmd_evaluate)
 
     compare = commands.add_parser(

@@ -17,10 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tokenizers import Encoding
+
+from mineral_stance.model_config import convert_script
+
+if TYPE_CHECKING:
+    import torch
 
 CONTEXT_MODES: tuple[str, ...] = ("none", "previous", "previous+title")
 
@@ -37,6 +42,15 @@ def check_context_mode(mode: str) -> str:
     if mode not in CONTEXT_MODES:
         raise ValueError(f"unknown context {mode!r} (use {', '.join(map(repr, CONTEXT_MODES))})")
     return mode
+
+
+def convert_contexts(contexts: list[Context] | None, script: str) -> list[Context] | None:
+    """The contexts in the model's script, as the sentences are."""
+    if contexts is None or not script:
+        return contexts
+    previous = convert_script([c.previous for c in contexts], script)
+    titles = convert_script([c.title for c in contexts], script)
+    return [Context(p, t) for p, t in zip(previous, titles, strict=True)]
 
 
 def contexts_of_units(texts: list[str], titles: list[str], doc_ids: list[str]) -> list[Context]:
@@ -138,6 +152,8 @@ def encode(
     context_length: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Padded input ids, attention mask and sentence mask (the sentence's own tokens)."""
+    import torch  # here, not at the top: the ONNX backend predicts without torch
+
     rows = encode_rows(tokenizer, texts, contexts, prefix, max_length, mode, context_length)
     arrays = pad_rows(rows, tokenizer.pad_token_id or 0)
     return {name: torch.from_numpy(array) for name, array in arrays.items()}

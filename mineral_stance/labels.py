@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from mineral_stance.config import CLAIM_TYPES, STANCES, VOICES
+
+if TYPE_CHECKING:  # pandas loads in to_pandas: predicting does not need it (0.5 s, 80 MB)
+    import pandas as pd
 
 
 @dataclass
@@ -77,6 +80,8 @@ class Probabilities:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per sentence, one named column per label."""
+        import pandas as pd
+
         return pd.DataFrame(self.to_numpy(), columns=self.columns)
 
     def decide(

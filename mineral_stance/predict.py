@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from tqdm.auto import tqdm
 
 from mineral_stance.config import (
@@ -25,11 +25,13 @@ from mineral_stance.config import (
 )
 from mineral_stance.context import Context
 from mineral_stance.labels import Probabilities, Targets, label_dicts
-from mineral_stance.model import MultiTaskModel, from_pretrained, save_pretrained
 from mineral_stance.results import ArticleResult, Predictions, prediction_columns
 from mineral_stance.segment import Unit, segment_text
-from mineral_stance.train import fit, predict_probabilities
 from mineral_stance.truncation import fit_to_model
+
+if TYPE_CHECKING:  # torch, transformers and the training code load in the methods that need
+    # them, so the ONNX backend (a subclass) predicts without importing them
+    from mineral_stance.model import MultiTaskModel
 
 # with a progress bar, sentences go to the model in chunks of this many batches
 PROGRESS_CHUNK_BATCHES = 8
@@ -95,6 +97,8 @@ class StanceClassifier:
         groups: list[str] | None = None,
     ) -> StanceClassifier:
         """Train on sentences (with their contexts, and outlet groups for early stopping)."""
+        from mineral_stance.train import fit
+
         self.model, self.tokenizer = fit(
             texts, targets, self.config, progress=progress, contexts=contexts, groups=groups
         )
@@ -236,6 +240,8 @@ class StanceClassifier:
     ) -> Probabilities:
         """The model's calibrated probabilities for sentences cut to fit: the seam a
         backend replaces."""
+        from mineral_stance.train import predict_probabilities
+
         return predict_probabilities(
             self._require_model(),
             self.tokenizer,
@@ -335,10 +341,14 @@ class StanceClassifier:
 
     # --- Hugging Face conventions ------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
+        from mineral_stance.model import save_pretrained
+
         return save_pretrained(self._require_model(), self.tokenizer, directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> StanceClassifier:
+        from mineral_stance.model import from_pretrained
+
         classifier = cls()
         classifier.model, classifier.tokenizer = from_pretrained(directory)
         return classifier
@@ -426,5 +436,7 @@ def load_classifier(
         )
     if backend != "torch":
         raise ValueError(f"unknown backend {backend!r} (use 'torch' or 'onnx')")
+    import torch
+
     torch.set_num_threads(inference_threads(threads))
     return StanceClassifier.from_pretrained(directory)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -93,6 +94,33 @@ def write_shard(records: list[dict], out_dir: Path, shard_format: str) -> Path:
     return Path(out_dir) / name
 
 
+def staging_dir(out_dir: Path) -> Path:
+    """Where an --overwrite run writes its shards until it succeeds (hidden, beside the old)."""
+    return out_dir.with_name(f".{out_dir.name}.overwrite")
+
+
+def replace_output(out_dir: Path, staging: Path) -> None:
+    """Put the shards of a finished --overwrite run in place of the old ones.
+
+    A run that labelled nothing (no readable input) keeps the old output, as the
+    local engine does. Otherwise the folders are swapped by two renames, and any
+    file of the user's in the old folder that is not a shard is moved across;
+    until the old folder is deleted at the end it stays, hidden, beside the new.
+    """
+    if not shard_paths(staging):
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    replaced = out_dir.with_name(f".{out_dir.name}.replaced")
+    shutil.rmtree(replaced, ignore_errors=True)
+    os.replace(out_dir, replaced)
+    os.replace(staging, out_dir)
+    old_shards = set(shard_paths(replaced))
+    for path in replaced.iterdir():
+        if path not in old_shards and not path.name.startswith(f".{SHARD_PREFIX}"):
+            os.replace(path, out_dir / path.name)
+    shutil.rmtree(replaced)
+
+
 # --- The pipeline's steps (run in Ray workers) -----------------------------------------
 
 
@@ -138,7 +166,8 @@ class Labeller:
             backend=options["backend"],
             precision=options["precision"],
         )
-        self.classifier.batch_size = options["batch_size"]
+        if options["batch_size"] is not None:  # else the backend's own default
+            self.classifier.batch_size = options["batch_size"]
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from mineral_stance.segment import Unit
@@ -196,20 +225,41 @@ def classify_with_ray(
     actors: int | None = None,
     threads: int | None = None,
     articles_per_batch: int = 16,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     text_field: str = "text",
     id_field: str | None = None,
     text_column: str = "text",
     num_cpus: int | None = None,
     progress: bool = True,
     on_problem: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> RayCounts:
     """Label every article of ``paths`` on Ray; shards of records in ``out_dir``.
 
     ``actors`` labelling actors (default: one per two CPUs of the cluster), each on
     ``threads`` threads (default: the CPUs per actor). Doc ids are made unique
     within each file; ids given by ``id_field`` that repeat across files stay as they are.
+    ``overwrite`` replaces the shards already in ``out_dir``, and only once the new
+    run has succeeded (see ``replace_output``).
     """
+    if resume and overwrite:
+        raise ValueError("use either --resume or --overwrite, not both")
+    if overwrite and shard_paths(Path(out_dir)):
+        staging = staging_dir(Path(out_dir))
+        shutil.rmtree(staging, ignore_errors=True)  # left by a run that was killed
+        try:
+            counts = classify_with_ray(
+                paths, staging, model=model, backend=backend, precision=precision,
+                min_confidence=min_confidence, shard_format=shard_format, actors=actors,
+                threads=threads, articles_per_batch=articles_per_batch, batch_size=batch_size,
+                text_field=text_field, id_field=id_field, text_column=text_column,
+                num_cpus=num_cpus, progress=progress, on_problem=on_problem,
+            )
+        except BaseException:  # a failed or interrupted run leaves the old output as it was
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        replace_output(Path(out_dir), staging)
+        return counts
     from mineral_stance.config import SHIPPED_MODEL_DIR
     from mineral_stance.inputs import DEFAULT_MAX_BYTES, STDIN, InputProblem, discover, file_keys
 

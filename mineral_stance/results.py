@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mineral_stance.config import CLAIM_TYPES, LABELLED_KINDS, STANCES, VOICES
+
+if TYPE_CHECKING:  # pandas loads in to_pandas: predicting does not need it (0.5 s, 80 MB)
+    import pandas as pd
 
 STANCE_COLOURS = {
     "support": "#d4f4dd",
@@ -82,6 +84,8 @@ class ArticleResult:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per unit (sentence), probability columns included (even with no units)."""
+        import pandas as pd
+
         if not self.units:
             return pd.DataFrame(columns=UNIT_COLUMNS + prediction_columns()[1:])
         return pd.DataFrame(self.units)
@@ -195,6 +199,8 @@ class Predictions:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per sentence; the full set of columns even when there are no rows."""
+        import pandas as pd
+
         return pd.DataFrame(self.to_records(), columns=prediction_columns())
 
     def _repr_html_(self) -> str:

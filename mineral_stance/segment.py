@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 
 # --- Character classes ---------------------------------------------------------
 CJK = r"\u3400-\u9fff\uf900-\ufaff"
@@ -278,18 +279,30 @@ def _squeeze_spaces(chars: list[str], offsets: list[int]) -> tuple[str, list[int
     return "".join(out_chars), out_offsets
 
 
-@lru_cache(maxsize=1)
-def english_abbreviations() -> frozenset[str]:
-    """Words ending in a full stop that do not end a sentence, from spaCy's English rules.
+# spaCy's English abbreviations, kept as a data file so segmenting imports no spaCy
+# (whose import loads thinc and torch: seconds before the first label)
+ABBREVIATIONS_FILE = Path(__file__).resolve().parent / "data" / "english_abbreviations.txt"
+# abbreviations the seeds need beyond spaCy's list
+EXTRA_ABBREVIATIONS = frozenset({"u.s", "u.k", "e.g", "i.e", "etc", "no", "vs", "p", "pp", "fig"})
 
-    Imported here, not at the top: importing spaCy loads torch (through thinc),
-    which would make every command slow to start, even one that only checks its
-    arguments.
+
+def spacy_abbreviations() -> frozenset[str]:
+    """Words spaCy's English tokenizer keeps with their full stop, lower-cased, dot dropped.
+
+    What ``ABBREVIATIONS_FILE`` holds; the test suite compares the two so the
+    file cannot drift from the spaCy the project depends on.
     """
     from spacy.lang.en.tokenizer_exceptions import TOKENIZER_EXCEPTIONS
 
-    words = {k[:-1].lower() for k in TOKENIZER_EXCEPTIONS if k.endswith(".") and len(k) > 1}
-    return frozenset(words | {"u.s", "u.k", "e.g", "i.e", "etc", "no", "vs", "p", "pp", "fig"})
+    return frozenset(k[:-1].lower() for k in TOKENIZER_EXCEPTIONS if k.endswith(".") and len(k) > 1)
+
+
+@lru_cache(maxsize=1)
+def english_abbreviations() -> frozenset[str]:
+    """Words ending in a full stop that do not end a sentence (spaCy's, and the seeds')."""
+    lines = ABBREVIATIONS_FILE.read_text(encoding="utf-8").splitlines()
+    words = {line for line in lines if line and not line.startswith("# ")}
+    return frozenset(words) | EXTRA_ABBREVIATIONS
 
 
 def sentence_ends(text: str) -> Iterator[int]:

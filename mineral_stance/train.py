@@ -32,7 +32,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mineral_stance.config import TrainConfig
-from mineral_stance.context import Context, check_context_mode, encode, token_sorted_batches
+from mineral_stance.context import (
+    Context,
+    check_context_mode,
+    convert_contexts,
+    encode,
+    token_sorted_batches,
+)
 from mineral_stance.cues import CUE_NAMES
 from mineral_stance.labels import Probabilities, Targets
 from mineral_stance.model import (
@@ -532,15 +538,6 @@ def fit(
         model.config.training["best_epoch"] = best_epoch + 1
     model.eval()
     return model, tokenizer
-
-
-def convert_contexts(contexts: list[Context] | None, script: str) -> list[Context] | None:
-    """The contexts in the model's script, as the sentences are."""
-    if contexts is None or not script:
-        return contexts
-    previous = convert_script([c.previous for c in contexts], script)
-    titles = convert_script([c.title for c in contexts], script)
-    return [Context(p, t) for p, t in zip(previous, titles, strict=True)]
 
 
 @torch.inference_mode()

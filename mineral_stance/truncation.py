@@ -10,7 +10,7 @@ that cut text; the caller flags the sentence as ``truncated``.
 
 from __future__ import annotations
 
-from mineral_stance.model import ModelConfig, convert_script
+from mineral_stance.model_config import ModelConfig, convert_script
 
 
 def fit_to_model(

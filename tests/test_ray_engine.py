@@ -1,6 +1,7 @@
 """The Ray engine writes the local engine's records, as resumable shards."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -67,6 +68,24 @@ def test_ray_records_equal_the_local_records_and_resume(
     err = capsys.readouterr().err
     assert f"{len(lost)} article(s) done, {len(seeds) - len(lost)} skipped" in err
     assert_same_records(read_shards(shards), expected)
+
+    # --overwrite that fails in the middle (here: the actors find a model without its heads)
+    # leaves the old shards as they were
+    (shards / "notes.txt").write_text("the user's own file", encoding="utf-8")
+    before = {path.name: path.read_bytes() for path in shard_paths(shards)}
+    headless = tmp_path / "headless-model"
+    shutil.copytree(tiny_model_dir, headless)
+    (headless / "heads.safetensors").unlink()
+    broken = [str(headless) if a == str(tiny_model_dir) else a for a in args]
+    with pytest.raises(Exception, match="heads"):
+        main([*broken, "--engine", "ray", "--overwrite"])
+    assert {path.name: path.read_bytes() for path in shard_paths(shards)} == before
+    # one that succeeds replaces them: new shards, the same records once, the user's file kept
+    assert main([*args, "--engine", "ray", "--overwrite"]) == 0
+    assert not {path.name for path in shard_paths(shards)} & set(before)
+    assert_same_records(read_shards(shards), expected)
+    assert (shards / "notes.txt").read_text(encoding="utf-8") == "the user's own file"
+    assert not list(tmp_path.glob(".shards.*"))  # no staging or replaced folder left behind
 
 
 def test_ray_engine_reports_bad_inputs_and_refuses_stdin(

@@ -257,3 +257,16 @@ def test_any_text_segments_with_offsets_into_it(text):
         assert unit.text and not unit.text.isspace()
         assert 0 <= unit.start < unit.end <= len(text)
         assert text[unit.start] == unit.text[0] and text[unit.end - 1] == unit.text[-1]
+
+
+def test_abbreviation_file_equals_what_spacy_gives():
+    """The segmenter reads spaCy's English abbreviations from a data file (no spaCy import
+    at run time); regenerated from spaCy here, so the file cannot drift from it."""
+    from mineral_stance.segment import (
+        EXTRA_ABBREVIATIONS,
+        english_abbreviations,
+        spacy_abbreviations,
+    )
+
+    assert english_abbreviations() == spacy_abbreviations() | EXTRA_ABBREVIATIONS
+    assert "a.m" in english_abbreviations() and "dr" in english_abbreviations()
