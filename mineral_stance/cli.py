@@ -117,8 +117,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train on the gold file; thresholds and card metrics come from a leave-one-doc-out run."""
     import json
 
-    import numpy as np
-
     from mineral_stance.annotations import file_sha256
     from mineral_stance.calibration import apply_temperatures, calibration_report
     from mineral_stance.config import CLAIM_TYPES
@@ -126,6 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mineral_stance.evaluate import (
         bootstrap_intervals,
         cross_validation_folds,
+        fit_on_fold,
         grouped_cross_validation,
         held_out_decisions,
         load_held_out,
@@ -168,16 +167,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         # train without the first outlet-held-out fold and score it, nothing else: for
         # configs whose five folds take longer than the user can wait
         test_index = cross_validation_folds(groups, n_folds)[0]
-        train_index = np.setdiff1d(np.arange(len(texts)), test_index)
         print(f"holding out the first fold ({len(test_index)} sentences)", flush=True)
-        held_out_classifier = StanceClassifier(config, cache_states=True).fit(
-            [texts[i] for i in train_index],
-            targets.subset(train_index),
-            contexts=[contexts[i] for i in train_index],
-            groups=[groups[i] for i in train_index],
-        )
-        oof = held_out_classifier.predict_proba(
-            [texts[i] for i in test_index], [contexts[i] for i in test_index]
+        oof = fit_on_fold(
+            StanceClassifier(config, cache_states=True), texts, targets, groups, test_index,
+            contexts,
         )
         targets = targets.subset(test_index)
         groups = [groups[i] for i in test_index]

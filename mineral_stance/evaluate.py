@@ -190,23 +190,8 @@ def grouped_cross_validation(
             on_fold(held_out[0] if len(held_out) == 1 else
                     f"fold {number + 1}/{len(folds)} ({len(held_out)} groups, "
                     f"{len(test_index)} sentences)")
-        train_index = np.setdiff1d(np.arange(n), test_index)
         system = make_system()
-        train_texts = [texts[i] for i in train_index]
-        test_texts = [texts[i] for i in test_index]
-        if getattr(system, "reads_context", False):
-            system.fit(
-                train_texts,
-                targets.subset(train_index),
-                contexts=[contexts[i] for i in train_index] if contexts else None,
-                groups=[groups[i] for i in train_index],
-            )
-            probabilities = system.predict_proba(
-                test_texts, contexts=[contexts[i] for i in test_index] if contexts else None
-            )
-        else:
-            system.fit(train_texts, targets.subset(train_index))
-            probabilities = system.predict_proba(test_texts)
+        probabilities = fit_on_fold(system, texts, targets, groups, test_index, contexts)
         default_thresholds = list(system.claim_thresholds)
         oof.claims[test_index] = probabilities.claims
         oof.stance[test_index] = probabilities.stance
@@ -214,6 +199,36 @@ def grouped_cross_validation(
 
     decisions, thresholds = held_out_decisions(oof, targets, folds, default_thresholds, tune)
     return oof, decisions, thresholds
+
+
+def fit_on_fold(
+    system,
+    texts: list[str],
+    targets: Targets,
+    groups: list[str],
+    test_index: np.ndarray,
+    contexts: list | None = None,
+) -> Probabilities:
+    """Fit ``system`` on every sentence outside ``test_index`` and predict those inside.
+
+    Systems that read context (``reads_context``) are given each sentence's
+    ``contexts`` entry and, for their early-stopping split, its group.
+    """
+    train_index = np.setdiff1d(np.arange(len(texts)), test_index)
+    train_texts = [texts[i] for i in train_index]
+    test_texts = [texts[i] for i in test_index]
+    if not getattr(system, "reads_context", False):
+        system.fit(train_texts, targets.subset(train_index))
+        return system.predict_proba(test_texts)
+    system.fit(
+        train_texts,
+        targets.subset(train_index),
+        contexts=[contexts[i] for i in train_index] if contexts else None,
+        groups=[groups[i] for i in train_index],
+    )
+    return system.predict_proba(
+        test_texts, contexts=[contexts[i] for i in test_index] if contexts else None
+    )
 
 
 def held_out_decisions(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mineral_stance.config import GOLD_PATH, TrainConfig
 from mineral_stance.dataset import corpus_contexts, cross_validation_data
-from mineral_stance.evaluate import cross_validation_folds, outlet_groups, score
+from mineral_stance.evaluate import cross_validation_folds, fit_on_fold, outlet_groups, score
 from mineral_stance.predict import StanceClassifier
 
 
@@ -37,8 +37,6 @@ def main() -> None:
     groups, n_folds = outlet_groups(frame, 5)
     contexts = corpus_contexts(frame)
     test_index = cross_validation_folds(groups, n_folds)[0]
-    test = set(test_index.tolist())
-    train_index = [i for i in range(len(texts)) if i not in test]
     out = Path(args.output)
     results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     for config_path in args.configs:
@@ -46,15 +44,8 @@ def main() -> None:
         if args.epochs is not None and config.epochs > args.epochs:
             config.epochs = args.epochs
         started = time.perf_counter()
-        classifier = StanceClassifier(config, cache_states=True).fit(
-            [texts[i] for i in train_index],
-            targets.subset(train_index),
-            contexts=[contexts[i] for i in train_index],
-            groups=[groups[i] for i in train_index],
-        )
-        probabilities = classifier.predict_proba(
-            [texts[i] for i in test_index], [contexts[i] for i in test_index]
-        )
+        classifier = StanceClassifier(config, cache_states=True)
+        probabilities = fit_on_fold(classifier, texts, targets, groups, test_index, contexts)
         metrics = score(targets.subset(test_index), probabilities.decide([0.5] * 3))
         name = Path(config_path).stem
         results[name] = {
