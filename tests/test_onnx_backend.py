@@ -35,6 +35,19 @@ def labels(classifier, texts):
     return label_dicts(classifier.predict_proba(texts).decide(classifier.claim_thresholds))
 
 
+def decisive_rows(probabilities, thresholds, margin: float = 1e-3) -> np.ndarray:
+    """Rows whose every decision clears its boundary by more than `margin`.
+
+    The tiny test model is barely trained: some of its claim probabilities sit within 1e-4
+    of the 0.5 threshold, where the export's int8 embedding rows may fairly tip the label.
+    """
+    claims_clear = np.abs(probabilities.claims - np.asarray(thresholds)) > margin
+    top_two = np.sort(probabilities.stance, axis=1)[:, -2:]
+    stance_clear = top_two[:, 1] - top_two[:, 0] > margin
+    voice_clear = np.abs(probabilities.voice[:, 0] - probabilities.voice[:, 1]) > margin
+    return claims_clear.all(axis=1) & stance_clear & voice_clear
+
+
 def test_onnx_gives_the_torch_labels_and_probabilities_on_a_tiny_model(tiny_model_dir, onnx_cache):
     torch_clf = load_classifier(tiny_model_dir, threads=1)
     onnx_clf = load_classifier(tiny_model_dir, threads=1, backend="onnx")
@@ -46,7 +59,12 @@ def test_onnx_gives_the_torch_labels_and_probabilities_on_a_tiny_model(tiny_mode
     np.testing.assert_allclose(got.stance, expected.stance, atol=1e-3)
     np.testing.assert_allclose(got.claims, expected.claims, atol=1e-3)
     np.testing.assert_allclose(got.voice, expected.voice, atol=1e-3)
-    assert labels(onnx_clf, SENTENCES) == labels(torch_clf, SENTENCES)
+    # labels agree wherever torch's decision is not a near tie (within 1e-3 of its boundary)
+    texts = SENTENCES + [r["text"] for r in make_records()]
+    decisive = decisive_rows(torch_clf.predict_proba(texts), torch_clf.claim_thresholds)
+    assert decisive.sum() >= len(texts) // 2
+    kept = [t for t, keep in zip(texts, decisive, strict=True) if keep]
+    assert labels(onnx_clf, kept) == labels(torch_clf, kept)
     records = onnx_clf.classify_article("美国关键矿产联盟\n\n美国应与盟友合作。\n").to_pandas()
     assert len(records) == 2 and set(records["stance"]) <= {
         "support",
@@ -62,14 +80,21 @@ def test_onnx_reads_context_and_temperatures_as_torch_does(tiny_base_model, tmp_
     from mineral_stance.labels import targets_from_records
     from mineral_stance.predict import StanceClassifier
 
-
     records = make_records()
     texts = [r["text"] for r in records]
     contexts = [Context(texts[i - 1] if i else "", "关键矿产联盟") for i in range(len(texts))]
-    config = TrainConfig(base_model=str(tiny_base_model), method="top_layers", trained_layers=1,
-                         epochs=1, batch_size=4, context="previous+title", context_length=32)
-    classifier = StanceClassifier(config).fit(texts, targets_from_records(records),
-                                              contexts=contexts)
+    config = TrainConfig(
+        base_model=str(tiny_base_model),
+        method="top_layers",
+        trained_layers=1,
+        epochs=1,
+        batch_size=4,
+        context="previous+title",
+        context_length=32,
+    )
+    classifier = StanceClassifier(config).fit(
+        texts, targets_from_records(records), contexts=contexts
+    )
     classifier.temperatures = {"claims": 1.5, "stance": 0.7, "voice": 2.0}
     directory = classifier.save_pretrained(tmp_path / "context-model")
     torch_clf = load_classifier(directory, threads=1)
@@ -171,8 +196,25 @@ def test_evaluate_scores_the_onnx_backend_as_the_torch_one(
         args = ["evaluate", str(gold), "--model", str(tiny_model_dir), "--json"]
         assert main([*args, "--backend", backend]) == 0
         scores[backend] = json.loads(capsys.readouterr().out)
-    assert scores["onnx"] == scores["torch"] and "stance" in json.dumps(scores["onnx"])
     assert list(onnx_cache.glob("*-fp32"))  # the ONNX run really went through an export
+    # the ONNX run scored the ONNX classifier's own decisions...
+    from mineral_stance.evaluate import score
+    from mineral_stance.labels import targets_from_records
+
+    records = make_records()
+    onnx_clf = load_classifier(tiny_model_dir, backend="onnx")
+    expected = score(
+        targets_from_records(records),
+        onnx_clf.decide(onnx_clf.predict_proba([r["text"] for r in records])),
+    )
+    assert scores["onnx"] == json.loads(json.dumps(expected))
+    # ...which are the torch scores unless a near-tie decision tipped (labels agree on the
+    # rest: test_onnx_gives_the_torch_labels_and_probabilities_on_a_tiny_model)
+    torch_clf = load_classifier(tiny_model_dir)
+    if decisive_rows(
+        torch_clf.predict_proba([r["text"] for r in records]), torch_clf.claim_thresholds
+    ).all():
+        assert scores["onnx"] == scores["torch"]
 
 
 def test_predicting_with_onnx_imports_no_torch_transformers_or_spacy(tiny_model_dir, onnx_cache):
