@@ -267,6 +267,10 @@ def classify_with_ray(
         raise ImportError('the Ray engine needs Ray: pip install "mineral-stance[ray]"')
     if shard_format not in SHARD_FORMATS:
         raise ValueError(f"unknown shard format {shard_format!r} (use parquet or jsonl)")
+    from mineral_stance.model_files import validate_model_dir
+
+    # a model that cannot load fails here, with its file named, not as a traceback per actor
+    validate_model_dir(model or SHIPPED_MODEL_DIR)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: the Ray engine writes shards into a folder; this is a file")

@@ -116,3 +116,20 @@ def test_ray_engine_reports_bad_inputs_and_refuses_stdin(
     assert status == 1 and "empty.txt" in err and "1 article(s) done, 0 skipped, 1 failed" in err
     assert list(read_shards(out)["doc_id"]) == ["a"]
     assert main(["classify", "-", "-o", str(tmp_path / "x"), "--engine", "ray"]) == 2
+
+
+def test_ray_engine_refuses_a_broken_model_before_starting(tiny_model_dir, tmp_path, capsys):
+    """A model directory that cannot load is named in one line; Ray never starts."""
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "config.json").write_text("{not json", encoding="utf-8")
+    article = tmp_path / "a.txt"
+    article.write_text("美国应与盟友合作，确保供应链安全。\n", encoding="utf-8")
+    ray.shutdown()
+    status = main(
+        ["classify", str(article), "--model", str(broken), "-o", str(tmp_path / "out"),
+         "--engine", "ray", "-q"]
+    )
+    err = capsys.readouterr().err
+    assert status == 2 and "config.json" in err and "Traceback" not in err
+    assert not ray.is_initialized() and not (tmp_path / "out").exists()
