@@ -336,12 +336,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
+    from mineral_stance.context import contexts_of_units
     from mineral_stance.evaluate import score
     from mineral_stance.labels import targets_from_records
     from mineral_stance.predict import load_classifier
 
     classifier = load_classifier(args.model, backend=args.backend, precision=args.precision)
-    probabilities = classifier.predict_proba([r["text"] for r in records])
+    texts = [r["text"] for r in records]
+    # each sentence in its context, as in classify: the sentence before it in its document
+    # (and that document, for a model reading article vectors); records carry no title
+    contexts = contexts_of_units(texts, [""] * len(texts), [r["doc_id"] for r in records])
+    probabilities = classifier.predict_proba(texts, contexts)
     metrics = score(
         targets_from_records(records), classifier.decide(probabilities)
     )
@@ -764,10 +769,14 @@ def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
 
 def _labelled_by_model(records: list[dict], model: str | None, threads: int | None) -> None:
     """Put the model's labels and probabilities on sentence records (in place)."""
+    from mineral_stance.context import contexts_of_units
     from mineral_stance.predict import load_classifier
 
     classifier = load_classifier(model, threads=threads)
-    results = classifier.predict([r["text"] for r in records], show_progress_bar=True)
+    texts = [r["text"] for r in records]
+    # each sentence with the one before it in its document, and that document
+    contexts = contexts_of_units(texts, [""] * len(texts), [r.get("doc_id", "") for r in records])
+    results = classifier.predict(texts, contexts, show_progress_bar=True)
     for record, result in zip(records, results, strict=True):
         record.update(result.to_record())
 

@@ -58,14 +58,16 @@ SHIPPED_MODEL_DIR = MODELS_DIR / "mineral-stance-e5-small"
 REPORTS_DIR = PROJECT_DIR / "training" / "reports"
 # the config that trains the shipped model, and the configs the comparison runs
 # (paths relative to the project directory)
-SHIPPED_CONFIG = "training/e5-linear-probe-context.toml"
+SHIPPED_CONFIG = "training/e5-finetune-article.toml"
 COMPARED_CONFIGS = (
     "training/e5-linear-probe.toml",
     "training/e5-linear-probe-context.toml",
+    "training/e5-linear-probe-article.toml",
     "training/e5-lora.toml",
     "training/e5-lora-context.toml",
     "training/e5-finetune.toml",
     "training/e5-finetune-context.toml",
+    "training/e5-finetune-article.toml",
 )
 
 
@@ -142,6 +144,9 @@ class TrainConfig:
     # context_length tokens to the sentence's max_length and is cut, never the sentence
     context: str = "none"
     context_length: int = 96
+    # let the heads read, beside each sentence's vector, the mean vector of its article's
+    # sentences (mineral_stance.context.article_vectors); any method
+    article_vector: bool = False
     # early stopping: hold out this share of the training sentences, whole outlets
     # (groups) at a time, and keep the epoch with the lowest validation loss; stop
     # after ``patience`` epochs without improvement (0 = train every epoch, no hold-out)

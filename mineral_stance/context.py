@@ -11,6 +11,13 @@ second. The context is cut to fit, never the sentence: the sentence keeps the
 The heads read the sentence's own tokens (mean-pooled, as without context) and,
 beside them, the context's tokens, so the sentence vector stays the sentence's
 while attention lets each side read the other.
+
+A model trained with ``article_vector`` reads the whole article another way: its
+heads see, beside each sentence's vector, the mean of the vectors of every
+sentence of the same article (``Context.article`` names it) given in the same
+call. An analyst reads a sentence knowing what the article is arguing; this
+gives the stance head that, at no extra encoder cost (every sentence of the
+article is encoded anyway).
 """
 
 from __future__ import annotations
@@ -32,10 +39,30 @@ CONTEXT_MODES: tuple[str, ...] = ("none", "previous", "previous+title")
 
 @dataclass(frozen=True)
 class Context:
-    """What surrounds one sentence: the unit before it in its article and the article's title."""
+    """What surrounds one sentence: the unit before it in its article, the article's
+    title, and which article it is (sentences with the same ``article`` are read as one
+    article; a sentence without one is an article of its own)."""
 
     previous: str = ""
     title: str = ""
+    article: str = ""
+
+
+def article_vectors(vectors: np.ndarray, contexts: list[Context] | None) -> np.ndarray:
+    """Per sentence, the L2-normalised mean of the ``vectors`` of its article's sentences.
+
+    Sentences are grouped by ``Context.article``; one without an article (or without
+    contexts at all) is its own article, so its article vector is its own vector.
+    """
+    if contexts is None:
+        keys = [f"\0{row}" for row in range(len(vectors))]
+    else:
+        keys = [c.article or f"\0{row}" for row, c in enumerate(contexts)]
+    _, group = np.unique(np.array(keys, dtype=object), return_inverse=True)
+    sums = np.zeros((group.max() + 1 if len(group) else 0, vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, group, vectors)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.maximum(norms, 1e-12))[group].astype(vectors.dtype)
 
 
 def check_context_mode(mode: str) -> str:
@@ -50,14 +77,16 @@ def convert_contexts(contexts: list[Context] | None, script: str) -> list[Contex
         return contexts
     previous = convert_script([c.previous for c in contexts], script)
     titles = convert_script([c.title for c in contexts], script)
-    return [Context(p, t) for p, t in zip(previous, titles, strict=True)]
+    return [
+        Context(p, t, c.article) for p, t, c in zip(previous, titles, contexts, strict=True)
+    ]
 
 
 def contexts_of_units(texts: list[str], titles: list[str], doc_ids: list[str]) -> list[Context]:
     """Each sentence's context in reading order: the sentence before it in the same document."""
     contexts, previous_doc, previous_text = [], None, ""
     for text, title, doc_id in zip(texts, titles, doc_ids, strict=True):
-        contexts.append(Context(previous_text if doc_id == previous_doc else "", title))
+        contexts.append(Context(previous_text if doc_id == previous_doc else "", title, doc_id))
         previous_doc, previous_text = doc_id, text
     return contexts
 

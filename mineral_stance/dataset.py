@@ -129,11 +129,16 @@ def corpus_frame(gold_path: Path = GOLD_PATH, articles_dir: Path = ARTICLES_DIR,
 
 
 def corpus_contexts(frame: pd.DataFrame) -> list:
-    """Each sentence's context (the sentence before it in its article, and the title)."""
+    """Each sentence's context (the sentence before it in its article, the title, and
+    the article's doc id)."""
     from mineral_stance.context import Context
 
-    return [Context(previous or "", title or "") for previous, title
-            in zip(frame["previous"].fillna(""), frame["title"].fillna(""), strict=True)]
+    return [
+        Context(previous or "", title or "", doc_id)
+        for previous, title, doc_id in zip(
+            frame["previous"].fillna(""), frame["title"].fillna(""), frame["doc_id"], strict=True
+        )
+    ]
 
 
 def cross_validation_data(gold_path: Path = GOLD_PATH, seeds_only: bool = False):

@@ -36,6 +36,7 @@ from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from mineral_stance.base_encoder import resolve_base_model
+from mineral_stance.context import Context, article_vectors
 from mineral_stance.cues import cue_features
 from mineral_stance.model_config import (  # noqa: F401  (the names model.py always offered)
     ADAPTER_DIR,
@@ -56,8 +57,9 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.config = config
-        # with context, the heads read the context's pooled tokens beside the sentence's
-        vectors = 1 if config.context == "none" else 2
+        # with context, the heads read the context's pooled tokens beside the sentence's,
+        # and with article_vector the mean sentence vector of the article as well
+        vectors = (1 if config.context == "none" else 2) + int(config.article_vector)
         features = vectors * encoder.config.hidden_size + len(config.text_cues)
         self.dropout = nn.Dropout(config.head_dropout)
         self.claim_head = nn.Linear(features, len(config.claim_types))
@@ -84,8 +86,19 @@ class MultiTaskModel(nn.Module):
         attention_mask: torch.Tensor,
         cues: torch.Tensor | None = None,
         sentence_mask: torch.Tensor | None = None,
+        article: torch.Tensor | None = None,
     ) -> dict:
-        """Logits of the three heads from the encoder's last hidden states (and the cues).
+        """Logits of the three heads from the encoder's last hidden states (and the cues,
+        and for an ``article_vector`` model the article vectors)."""
+        return self.classify(self.pool(states, attention_mask, sentence_mask), cues, article)
+
+    def pool(
+        self,
+        states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        sentence_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The pooled vectors the heads read: the sentence's, then the context's if any.
 
         ``sentence_mask`` marks the sentence's own tokens when a context follows it
         (see ``context.encode``); without it every attended token is the sentence.
@@ -96,6 +109,20 @@ class MultiTaskModel(nn.Module):
         if self.config.context != "none":
             context_vector = sentence_vector(states, attention_mask - sentence_mask)
             pooled = torch.cat([pooled, context_vector], -1)
+        return pooled
+
+    def classify(
+        self,
+        pooled: torch.Tensor,
+        cues: torch.Tensor | None = None,
+        article: torch.Tensor | None = None,
+    ) -> dict:
+        """Logits of the three heads from the pooled vectors (``pool``), the article
+        vectors (``context.article_vectors`` of the sentence vectors) and the cues."""
+        if self.config.article_vector:
+            if article is None:
+                raise ValueError("this model reads article vectors: pass article=...")
+            pooled = torch.cat([pooled, article.to(pooled.dtype)], dim=-1)
         pooled = self.dropout(pooled)
         if self.config.text_cues:
             if cues is None:
@@ -106,6 +133,16 @@ class MultiTaskModel(nn.Module):
             "stance": self.stance_head(pooled),
             "voice": self.voice_head(pooled),
         }
+
+    def article_input(
+        self, pooled: torch.Tensor, contexts: list[Context] | None
+    ) -> torch.Tensor | None:
+        """For an ``article_vector`` model, each row's article vector from the pooled
+        vectors of the sentences given together (None for any other model)."""
+        if not self.config.article_vector:
+            return None
+        sentence_part = pooled[:, : self.encoder.config.hidden_size].detach().float().numpy()
+        return torch.from_numpy(article_vectors(sentence_part, contexts))
 
     def heads_state_dict(self) -> dict[str, torch.Tensor]:
         return {

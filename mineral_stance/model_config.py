@@ -56,6 +56,8 @@ class ModelConfig:
     # "previous" or "previous+title", and how many tokens the context may add
     context: str = "none"
     context_length: int = 0
+    # the heads also read the mean vector of the sentence's article (context.article_vectors)
+    article_vector: bool = False
     # per task, the temperature that divides the logits (1 = uncalibrated), fitted on
     # out-of-fold predictions (mineral_stance.calibration)
     temperatures: dict[str, float] = field(

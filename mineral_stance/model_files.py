@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from mineral_stance.config import CLAIM_TYPES, DEFAULT_BASE_MODEL, STANCES, VOICES
+from mineral_stance.context import CONTEXT_MODES
 from mineral_stance.cues import CUES
 from mineral_stance.model import (
     ADAPTER_DIR,
@@ -139,6 +140,8 @@ def validate_config(path: Path) -> ModelConfig:
         f"a list of distinct cue names from {', '.join(CUES)}",
     )
     check("script", value("script") in SCRIPT_CONVERSIONS, "'simplified', 'traditional' or ''")
+    check("context", value("context") in CONTEXT_MODES, f"one of {', '.join(CONTEXT_MODES)}")
+    check("article_vector", isinstance(value("article_vector"), bool), "true or false")
     check("training", isinstance(value("training"), dict), "an object")
     return ModelConfig(**data)
 
@@ -178,7 +181,9 @@ def validate_heads(path: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
 def check_fits_encoder(directory: Path, config: ModelConfig, encoder: torch.nn.Module) -> None:
     """The heads' input size and max_length against the base encoder actually loaded."""
     # a model that reads context pools the sentence's tokens and the context's apart
-    hidden = encoder.config.hidden_size * (1 if config.context == "none" else 2)
+    # (and a model that reads its article's vector reads one vector more)
+    vectors = (1 if config.context == "none" else 2) + int(config.article_vector)
+    hidden = encoder.config.hidden_size * vectors
     heads = load_file(directory / HEADS_NAME)
     reads = heads["claim_head.weight"].shape[1]
     if reads != hidden + len(config.text_cues):

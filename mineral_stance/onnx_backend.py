@@ -48,7 +48,12 @@ import numpy as np
 
 from mineral_stance.base_encoder import resolve_base_model, stamped_sha256
 from mineral_stance.config import cache_dir, inference_threads
-from mineral_stance.context import Context, convert_contexts, token_sorted_batches
+from mineral_stance.context import (
+    Context,
+    article_vectors,
+    convert_contexts,
+    token_sorted_batches,
+)
 from mineral_stance.cues import cue_features
 from mineral_stance.fast_tokenizer import load_tokenizer
 from mineral_stance.labels import Probabilities
@@ -398,8 +403,17 @@ class OnnxModel:
         feed = {item.name: inputs[item.name] for item in self.session.get_inputs()}
         return self.session.run(["sentence_vector"], feed)[0]
 
-    def logits(self, vectors: np.ndarray, cues: np.ndarray) -> dict[str, np.ndarray]:
-        features = np.concatenate([vectors, cues], axis=1) if self.config.text_cues else vectors
+    def logits(
+        self, vectors: np.ndarray, cues: np.ndarray, contexts: list[Context] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The heads (in numpy) over the pooled vectors of every sentence given together."""
+        parts = [vectors]
+        if self.config.article_vector:  # the sentence part of each of its article's rows
+            hidden = vectors.shape[1] // (1 if self.config.context == "none" else 2)
+            parts.append(article_vectors(vectors[:, :hidden], contexts))
+        if self.config.text_cues:
+            parts.append(cues)
+        features = np.concatenate(parts, axis=1)
         return {
             task: features @ self.heads[f"{head}.weight"].T + self.heads[f"{head}.bias"]
             for task, head in HEADS.items()
@@ -446,6 +460,7 @@ class OnnxStanceClassifier(StanceClassifier):
         cues = cue_features(texts, config.text_cues)
         reads_context = config.context != "none" and contexts is not None
         scale = {task: config.temperatures.get(task, 1.0) for task in HEADS}
+        vectors: np.ndarray | None = None
         for batch, inputs in token_sorted_batches(
             self.tokenizer,
             convert_script(texts, config.script),
@@ -456,10 +471,15 @@ class OnnxStanceClassifier(StanceClassifier):
             config.context_length,
             batch_size,
         ):
-            logits = model.logits(model.sentence_vectors(inputs), cues[batch])
-            claims[batch] = 1.0 / (1.0 + np.exp(-logits["claims"] / scale["claims"]))
-            stance[batch] = _softmax(logits["stance"] / scale["stance"])
-            voice[batch] = _softmax(logits["voice"] / scale["voice"])
+            pooled = model.sentence_vectors(inputs)
+            if vectors is None:
+                vectors = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
+            vectors[batch] = pooled
+        # the heads run once every sentence is pooled: an article vector needs its whole article
+        logits = model.logits(vectors, cues, contexts)
+        claims = 1.0 / (1.0 + np.exp(-logits["claims"] / scale["claims"]))
+        stance = _softmax(logits["stance"] / scale["stance"])
+        voice = _softmax(logits["voice"] / scale["voice"])
         return Probabilities(claims=claims, stance=stance, voice=voice)
 
     def fit(self, *args, **kwargs):

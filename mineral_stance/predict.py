@@ -7,7 +7,7 @@ clf.predict(["美国应与盟友合作，确保供应链安全。"])
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -271,12 +271,13 @@ class StanceClassifier:
             probabilities = self._model_probabilities(sentences, contexts, batch_size)
         else:
             # chunks of several batches: the bar moves, each chunk still sorted by length
-            chunk = batch_size * PROGRESS_CHUNK_BATCHES
             parts = []
             with tqdm(total=len(sentences), unit=" sentences", desc="predicting") as bar:
-                for start in range(0, len(sentences), chunk):
-                    part = sentences[start : start + chunk]
-                    part_contexts = None if contexts is None else contexts[start : start + chunk]
+                for start, end in progress_chunks(
+                    contexts, len(sentences), batch_size * PROGRESS_CHUNK_BATCHES
+                ):
+                    part = sentences[start:end]
+                    part_contexts = None if contexts is None else contexts[start:end]
                     parts.append(self._model_probabilities(part, part_contexts, batch_size))
                     bar.update(len(part))
             probabilities = Probabilities.concatenate(parts)
@@ -301,18 +302,19 @@ class StanceClassifier:
         """Label the units of several articles with one model call.
 
         Body and heading units go through the model, each with its context (the
-        labelled unit before it and the article's first heading) for a model that
-        reads context; captions, footnotes, tables and boilerplate get the schema's
-        default for non-claims (no claim, ``unrelated``, ``author``) and probability
-        columns left empty.
+        labelled unit before it, the article's first heading, and the article it is
+        in) for a model that reads context; captions, footnotes, tables and boilerplate
+        get the schema's default for non-claims (no claim, ``unrelated``, ``author``) and
+        probability columns left empty.
         """
         labelled, contexts = [], []
-        for units in groups:
+        for number, units in enumerate(groups):
             article = [u for u in units if u.kind in LABELLED_KINDS]
             title = next((u.text for u in units if u.kind == "heading"), "")
             for position, unit in enumerate(article):
                 labelled.append(unit)
-                contexts.append(Context(article[position - 1].text if position else "", title))
+                previous = article[position - 1].text if position else ""
+                contexts.append(Context(previous, title, article=str(number)))
         results = iter(
             self.predict([u.text for u in labelled], contexts, min_confidence=min_confidence)
         )
@@ -384,6 +386,22 @@ def as_sentences(texts: str | Iterable[str]) -> tuple[bool, list[str]]:
     return False, sentences
 
 
+def progress_chunks(
+    contexts: list[Context] | None, n_sentences: int, size: int
+) -> Iterator[tuple[int, int]]:
+    """(start, end) of chunks of about ``size`` sentences that never split an article
+    (a model reading article vectors must see each article whole)."""
+    start = 0
+    while start < n_sentences:
+        end = min(start + size, n_sentences)
+        while contexts is not None and 0 < end < n_sentences and (
+            contexts[end].article and contexts[end].article == contexts[end - 1].article
+        ):
+            end += 1
+        yield start, end
+        start = end
+
+
 def as_contexts(
     contexts: Iterable[Context] | None, n_sentences: int, single: bool
 ) -> list[Context] | None:
@@ -397,7 +415,7 @@ def as_contexts(
         if not isinstance(context, Context):
             raise TypeError(
                 f"contexts[{position}] is {type(context).__name__}, not Context: "
-                "use mineral_stance.context.Context(previous, title)"
+                "use mineral_stance.context.Context(previous, title, article)"
             )
     return contexts
 

@@ -340,6 +340,11 @@ def describe_training(config) -> str:
             f"; each sentence read as a text pair with {parts} (at most "
             f"{config.context_length} context tokens, the context cut, never the sentence)"
         )
+    if config.article_vector:
+        trained += (
+            "; the heads also read the article vector, the mean sentence vector of the "
+            "sentence's article"
+        )
     if config.validation_fraction and not config.is_linear_probe:
         trained += (
             f"; early stopping on {config.validation_fraction:.0%} of the training outlets "

@@ -26,6 +26,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
 from mineral_stance.config import LABELLED_KINDS
+from mineral_stance.context import Context
 from mineral_stance.results import STANCE_COLOURS, summarise
 from mineral_stance.segment import segment_text
 
@@ -79,8 +80,17 @@ class MineralStanceComponent:
 
     def _label(self, docs: list[Doc]) -> list[Doc]:
         plans = [sentence_plan(doc) for doc in docs]
-        texts = [s.text for plan in plans for s in plan if s.kind in LABELLED_KINDS]
-        results = iter(self.classifier.predict(texts, batch_size=self.batch_size))
+        texts, contexts = [], []
+        for number, plan in enumerate(plans):  # each sentence in its context, as classify does
+            labelled = [s.text for s in plan if s.kind in LABELLED_KINDS]
+            title = next((s.text for s in plan if s.kind == "heading"), "")
+            for position, text in enumerate(labelled):
+                texts.append(text)
+                previous = labelled[position - 1] if position else ""
+                contexts.append(Context(previous, title, article=str(number)))
+        results = iter(
+            self.classifier.predict(texts, contexts=contexts, batch_size=self.batch_size)
+        )
         for doc, plan in zip(docs, plans, strict=True):
             records = []
             for index, sentence in enumerate(plan):

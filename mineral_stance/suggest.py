@@ -34,7 +34,7 @@ DUPLICATE_SIMILARITY = 0.95
 @torch.inference_mode()
 def embed_and_predict(classifier, texts: list[str], batch_size: int = 32):
     """Sentence vectors (n, d) the heads read and the model's probabilities, in one encoder pass."""
-    from mineral_stance.model import convert_script, sentence_vector
+    from mineral_stance.model import convert_script
     from mineral_stance.train import tokenize
 
     model = classifier._require_model()
@@ -56,8 +56,12 @@ def embed_and_predict(classifier, texts: list[str], batch_size: int = 32):
         )
         mask = inputs["attention_mask"]
         states = model.encoder(input_ids=inputs["input_ids"], attention_mask=mask).last_hidden_state
-        vectors[batch] = sentence_vector(states, mask).numpy()
-        logits = model.heads(states, mask, model.text_cues(batch_texts))
+        pooled = model.pool(states, mask)
+        vectors[batch] = pooled[:, :hidden].numpy()
+        # sentences read alone: an article_vector model gets each one as its own article
+        logits = model.classify(
+            pooled, model.text_cues(batch_texts), model.article_input(pooled, None)
+        )
         claims[batch] = torch.sigmoid(logits["claims"]).numpy()
         stance[batch] = torch.softmax(logits["stance"], -1).numpy()
         voice[batch] = torch.softmax(logits["voice"], -1).numpy()

@@ -47,7 +47,6 @@ from mineral_stance.model import (
     convert_script,
     default_text_prefix,
     load_encoder,
-    sentence_vector,
 )
 
 
@@ -187,7 +186,11 @@ def frozen_states(
                                              for (text, ctx), value in stored.items()})
     cache: dict = _STATE_CACHE["states"]
     use_context = model_config.context != "none" and contexts is not None
-    items = [(text, contexts[i] if use_context else None) for i, text in enumerate(texts)]
+    # keyed by what the encoder reads: the article a sentence belongs to changes no state
+    items = [
+        (text, Context(contexts[i].previous, contexts[i].title) if use_context else None)
+        for i, text in enumerate(texts)
+    ]
     missing = list(dict.fromkeys(item for item in items if item not in cache))
     base = underlying_model(encoder)
     base.eval()
@@ -291,6 +294,7 @@ def init_heads_by_linear_probe(
     targets: Targets,
     first_trained: int,
     c: float,
+    article: torch.Tensor | None = None,
 ) -> None:
     """Start each head at the logistic regression on the frozen encoder's features (LP-FT).
 
@@ -300,17 +304,10 @@ def init_heads_by_linear_probe(
     documents.
     """
     model.eval()
-    vectors = []
-    for start in range(0, len(cached), 32):
-        states, mask, sentence_mask = pad_states(
-            cached.states[start : start + 32], cached.sentence_lengths[start : start + 32]
-        )
-        top = run_top_layers(model.encoder, states, mask, first_trained)
-        vector = sentence_vector(top, sentence_mask)
-        if model.config.context != "none":
-            vector = torch.cat([vector, sentence_vector(top, mask - sentence_mask)], -1)
-        vectors.append(vector)
-    features = torch.cat([torch.cat(vectors), cues], dim=-1).numpy()
+    parts = [pooled_vectors(model, cached, first_trained)]
+    if article is not None:
+        parts.append(article)
+    features = torch.cat([*parts, cues], dim=-1).numpy()
     for column in range(targets.claims.shape[1]):
         weights, biases = linear_probe(features, targets.claims[:, column], 2, c)
         model.claim_head.weight[column] = torch.from_numpy(weights[1] - weights[0])
@@ -320,6 +317,19 @@ def init_heads_by_linear_probe(
         head.weight.copy_(torch.from_numpy(weights))
         head.bias.copy_(torch.from_numpy(biases))
     model.train()
+
+
+@torch.no_grad()
+def pooled_vectors(model: MultiTaskModel, cached: CachedStates, first_trained: int) -> torch.Tensor:
+    """The pooled vectors (``MultiTaskModel.pool``) of cached sentences, through the top layers."""
+    vectors = []
+    for start in range(0, len(cached), 32):
+        states, mask, sentence_mask = pad_states(
+            cached.states[start : start + 32], cached.sentence_lengths[start : start + 32]
+        )
+        top = run_top_layers(model.encoder, states, mask, first_trained)
+        vectors.append(model.pool(top, mask, sentence_mask))
+    return torch.cat(vectors)
 
 
 def tokenize(tokenizer, texts: list[str], prefix: str, max_length: int) -> dict:
@@ -433,6 +443,7 @@ def fit(
         script=config.script,
         context=config.context,
         context_length=config.context_length if config.context != "none" else 0,
+        article_vector=config.article_vector,
     )
     first_trained = encoder.config.num_hidden_layers - trained_layers
     cached = frozen_states(
@@ -446,6 +457,18 @@ def fit(
     encoder = prepare_encoder(encoder, config, model_config)
     model = MultiTaskModel(encoder, model_config)
     cues = model.text_cues(texts)
+    def current_article_vectors() -> torch.Tensor | None:
+        """Each sentence's article vector from the encoder as it is now: constants to the
+        heads, recomputed after every epoch while the encoder trains."""
+        if not model_config.article_vector:
+            return None
+        was_training = model.training
+        model.eval()
+        vectors = pooled_vectors(model, cached, first_trained)
+        model.train(was_training)
+        return model.article_input(vectors, contexts)
+
+    article = current_article_vectors()
 
     train_index = np.arange(len(texts))
     validation_index = np.array([], dtype=int)
@@ -461,7 +484,8 @@ def fit(
     )
     if config.head_init == "linear_probe":
         init_heads_by_linear_probe(
-            model, train_cached, cues[train_index], train_targets, first_trained, config.probe_c
+            model, train_cached, cues[train_index], train_targets, first_trained, config.probe_c,
+            article=article[train_index] if article is not None else None,
         )
     model.train()
     loss_of = MultiTaskLoss(train_targets, config, model_config)
@@ -488,7 +512,10 @@ def fit(
             [cached.states[i] for i in batch], [cached.sentence_lengths[i] for i in batch]
         )
         top_states = run_top_layers(model.encoder, states, mask, first_trained)
-        return model.heads(top_states, mask, cues[batch], sentence_mask)
+        return model.heads(
+            top_states, mask, cues[batch], sentence_mask,
+            article[batch] if article is not None else None,
+        )
 
     @torch.no_grad()
     def validation_loss() -> float:
@@ -517,6 +544,8 @@ def fit(
             scheduler.step()
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        if encoder_params:
+            article = current_article_vectors()
         if len(validation_index):
             history.append(round(validation_loss(), 4))
             if history[-1] < best_loss:
@@ -566,9 +595,9 @@ def predict_probabilities(
         return _predict_from_cached_states(model, tokenizer, texts, batch_size, contexts,
                                            temperatures)
     cues = model.text_cues(texts)
-    claims = np.zeros((len(texts), len(config.claim_types)), dtype=np.float32)
-    stance = np.zeros((len(texts), len(config.stances)), dtype=np.float32)
-    voice = np.zeros((len(texts), len(config.voices)), dtype=np.float32)
+    if not texts:
+        return Probabilities.empty()
+    pooled: torch.Tensor | None = None
     for batch, inputs in token_sorted_batches(
         tokenizer,
         convert_script(texts, config.script),
@@ -579,14 +608,17 @@ def predict_probabilities(
         config.context_length,
         batch_size,
     ):
-        logits = model(
-            torch.from_numpy(inputs["input_ids"]),
-            torch.from_numpy(inputs["attention_mask"]),
-            cues[batch],
-            torch.from_numpy(inputs["sentence_mask"]),
-        )
-        claims[batch], stance[batch], voice[batch] = _probabilities(logits, temperatures)
-    return Probabilities(claims=claims, stance=stance, voice=voice)
+        attention_mask = torch.from_numpy(inputs["attention_mask"])
+        states = model.encoder(
+            input_ids=torch.from_numpy(inputs["input_ids"]), attention_mask=attention_mask
+        ).last_hidden_state
+        vectors = model.pool(states, attention_mask, torch.from_numpy(inputs["sentence_mask"]))
+        if pooled is None:
+            pooled = torch.zeros(len(texts), vectors.shape[1])
+        pooled[batch] = vectors
+    # the heads run once every sentence is pooled: an article vector needs its whole article
+    logits = model.classify(pooled, cues, model.article_input(pooled, contexts))
+    return Probabilities(*_probabilities(logits, temperatures))
 
 
 def _probabilities(logits: dict, temperatures: dict) -> tuple[np.ndarray, ...]:
@@ -618,20 +650,11 @@ def _predict_from_cached_states(
         first_trained,
         convert_contexts(contexts, config.script) if config.context != "none" else None,
     )
-    cues = model.text_cues(texts)
-    parts = []
-    for start in range(0, len(texts), batch_size):
-        batch = np.arange(start, min(start + batch_size, len(texts)))
-        hidden, mask, sentence_mask = pad_states(
-            [states.states[i] for i in batch], [states.sentence_lengths[i] for i in batch]
-        )
-        top = run_top_layers(model.encoder, hidden, mask, first_trained)
-        parts.append(_probabilities(model.heads(top, mask, cues[batch], sentence_mask),
-                                    temperatures))
-    if not parts:
-        empty = np.zeros((0, 1))
-        return Probabilities(empty, empty, empty)
-    return Probabilities(*(np.concatenate([part[k] for part in parts]) for k in range(3)))
+    if not texts:
+        return Probabilities.empty()
+    pooled = pooled_vectors(model, states, first_trained)
+    logits = model.classify(pooled, model.text_cues(texts), model.article_input(pooled, contexts))
+    return Probabilities(*_probabilities(logits, temperatures))
 
 
 def tune_class_offsets(probabilities: np.ndarray, truth: np.ndarray) -> list[float]:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mineral_stance.config import TrainConfig
-from mineral_stance.context import Context, contexts_of_units, encode
+from mineral_stance.context import Context, article_vectors, contexts_of_units, encode
 from mineral_stance.labels import targets_from_records
 from mineral_stance.model import load_encoder
 from mineral_stance.predict import StanceClassifier
@@ -47,7 +47,7 @@ def test_title_only_in_previous_plus_title(tiny_base_model):
 
 def test_contexts_of_units_stay_inside_their_document():
     contexts = contexts_of_units(["a", "b", "c"], ["T1", "T1", "T2"], ["d1", "d1", "d2"])
-    assert contexts == [Context("", "T1"), Context("a", "T1"), Context("", "T2")]
+    assert contexts == [Context("", "T1", "d1"), Context("a", "T1", "d1"), Context("", "T2", "d2")]
 
 
 def voice_pairs(copies: int = 4) -> tuple[list[str], list[Context], list[dict]]:
@@ -112,8 +112,8 @@ def test_classify_article_passes_the_previous_unit_and_the_heading(tiny_model_di
     monkeypatch.setattr(classifier, "_model_probabilities", spy)
     classifier.classify_article("美国关键矿产联盟\n\n他表示：\n这项合作将使供应链更加安全可靠。\n")
     assert seen["texts"][-1] == "这项合作将使供应链更加安全可靠。"
-    assert seen["contexts"][-1] == Context("他表示：", "美国关键矿产联盟")
-    assert seen["contexts"][0] == Context("", "美国关键矿产联盟")
+    assert seen["contexts"][-1] == Context("他表示：", "美国关键矿产联盟", article="0")
+    assert seen["contexts"][0] == Context("", "美国关键矿产联盟", article="0")
 
 
 def test_early_stopping_holds_out_whole_groups_and_keeps_the_best_epoch(tiny_base_model):
@@ -168,3 +168,121 @@ def test_frozen_states_kept_on_disk_are_reused_by_another_run(tiny_base_model, t
     second = train.frozen_states(encoder, tokenizer, texts, config, 1, contexts)
     assert all(torch.equal(a, b) for a, b in zip(first.states, second.states, strict=True))
     assert first.sentence_lengths == second.sentence_lengths
+
+
+# --- article vectors: the heads read the mean vector of the sentence's article -----------
+
+OPPOSING = ["美国拉拢盟友围堵中国，只会扰乱全球供应链。", "所谓矿产安全伙伴关系是排华的小圈子。"]
+SUPPORTING = ["美国应与盟友合作，确保供应链安全。", "矿产安全伙伴关系将使供应链更加可靠。"]
+LINE = "该伙伴关系成立于2022年。"  # no stance of its own: its article gives it one
+
+
+def article_pairs(copies: int = 3) -> tuple[list[str], list[Context], list[dict]]:
+    """LINE inside opposing articles labelled oppose, inside supporting ones support."""
+    texts, contexts, records = [], [], []
+    for copy in range(copies):
+        for stance, article in (("oppose", OPPOSING), ("support", SUPPORTING)):
+            name = f"{stance}{copy}"
+            for text in [*article, LINE]:
+                texts.append(text)
+                contexts.append(Context("", "", article=name))
+                records.append({"text": text, "claim_types": [], "stance": stance,
+                                "voice": "author"})
+    return texts, contexts, records
+
+
+def article_model(tiny_base_model) -> StanceClassifier:
+    texts, contexts, records = article_pairs()
+    config = TrainConfig(base_model=str(tiny_base_model), method="frozen", epochs=0,
+                         head_init="linear_probe", max_length=48, seed=3, article_vector=True)
+    return StanceClassifier(config).fit(texts, targets_from_records(records), contexts=contexts)
+
+
+def test_article_vectors_are_each_articles_normalised_mean():
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, 4.0], [0.6, 0.8]], dtype=np.float32)
+    contexts = [Context(article="a"), Context(article="a"), Context(), Context(article="b")]
+    got = article_vectors(vectors, contexts)
+    np.testing.assert_allclose(got[0], [2**-0.5, 2**-0.5], atol=1e-6)
+    np.testing.assert_allclose(got[1], got[0])
+    np.testing.assert_allclose(got[2], [0.6, 0.8], atol=1e-6)  # no article: its own
+    np.testing.assert_allclose(got[3], [0.6, 0.8], atol=1e-6)
+    np.testing.assert_allclose(article_vectors(vectors, None)[2], [0.6, 0.8], atol=1e-6)
+
+
+def test_the_article_a_sentence_is_in_decides_its_stance(tiny_base_model):
+    classifier = article_model(tiny_base_model)
+    in_opposing = classifier.predict(
+        [*OPPOSING, LINE], [Context(article="x")] * 3
+    )[2]
+    in_supporting = classifier.predict(
+        [*SUPPORTING, LINE], [Context(article="y")] * 3
+    )[2]
+    assert (in_opposing.stance, in_supporting.stance) == ("oppose", "support")
+    # the same sentences given as two articles in one call are read apart
+    both = classifier.predict(
+        [*OPPOSING, LINE, *SUPPORTING, LINE],
+        [Context(article="x")] * 3 + [Context(article="y")] * 3,
+    )
+    assert (both[2].stance, both[5].stance) == ("oppose", "support")
+    # a sentence list without context still works: each sentence is its own article
+    assert len(classifier.predict([LINE, LINE])) == 2
+
+
+def test_article_vector_models_save_load_and_predict_as_onnx(tiny_base_model, tmp_path,
+                                                             monkeypatch):
+    from mineral_stance import onnx_backend
+    from mineral_stance.predict import load_classifier
+
+    monkeypatch.setattr(onnx_backend, "onnx_cache_root", lambda: tmp_path / "onnx")
+    texts, contexts, _ = article_pairs(copies=1)
+    classifier = article_model(tiny_base_model)
+    directory = classifier.save_pretrained(tmp_path / "article-model")
+    before = classifier.predict_proba(texts, contexts)
+    for backend in ("torch", "onnx"):
+        after = load_classifier(directory, backend=backend).predict_proba(texts, contexts)
+        np.testing.assert_allclose(after.stance, before.stance, atol=1e-3)
+        np.testing.assert_allclose(after.claims, before.claims, atol=1e-3)
+    # the progress bar's chunks keep articles whole: the same probabilities in small chunks
+    monkeypatch.setattr("mineral_stance.predict.PROGRESS_CHUNK_BATCHES", 1)
+    chunked = classifier.predict_proba(texts, contexts, batch_size=2, show_progress_bar=True)
+    np.testing.assert_allclose(chunked.stance, before.stance, atol=1e-6)
+
+
+@pytest.mark.parametrize(("method", "epochs"), [("lora", 2), ("top_layers", 2)])
+def test_fine_tuned_article_vector_models_save_and_load(tiny_base_model, tmp_path, method,
+                                                       epochs):
+    """The article vectors come from the encoder as it trains (refreshed every epoch)."""
+    texts, contexts, records = article_pairs(copies=1)
+    config = TrainConfig(base_model=str(tiny_base_model), method=method, trained_layers=1,
+                         epochs=epochs, batch_size=4, lora_r=4, max_length=48, seed=3,
+                         head_init="linear_probe", article_vector=True)
+    classifier = StanceClassifier(config).fit(texts, targets_from_records(records),
+                                              contexts=contexts)
+    before = classifier.predict_proba(texts, contexts)
+    reloaded = StanceClassifier.from_pretrained(classifier.save_pretrained(tmp_path / method))
+    assert reloaded.model.config.article_vector
+    after = reloaded.predict_proba(texts, contexts)
+    np.testing.assert_allclose(after.stance, before.stance, atol=1e-5)
+    # the article changes what the model says of the same sentence
+    alone = reloaded.predict_proba(texts)
+    assert not np.allclose(alone.stance, before.stance, atol=1e-4)
+
+
+def test_a_model_file_says_article_vector_is_true_or_false(tmp_path):
+    import json
+
+    from mineral_stance.model_files import InvalidModelError, validate_config
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"method": "frozen", "article_vector": "yes"}), encoding="utf-8")
+    with pytest.raises(InvalidModelError, match="config.json: article_vector: true or false"):
+        validate_config(path)
+
+
+def test_progress_chunks_never_split_an_article():
+    from mineral_stance.predict import progress_chunks
+
+    contexts = [Context(article=a) for a in "aaabbbbbc"] + [Context(), Context()]
+    chunks = list(progress_chunks(contexts, len(contexts), 2))
+    assert chunks == [(0, 3), (3, 8), (8, 10), (10, 11)]
+    assert list(progress_chunks(None, 5, 2)) == [(0, 2), (2, 4), (4, 5)]

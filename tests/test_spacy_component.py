@@ -70,16 +70,17 @@ def test_pipe_batches_documents_and_matches_one_by_one(nlp_zh, tiny_model_dir):
     calls = []
     original = component.classifier.predict
 
-    def counting(texts, **kwargs):
-        calls.append(len(texts))
-        return original(texts, **kwargs)
+    def counting(texts, contexts=None, **kwargs):
+        calls.append([c.article for c in contexts])
+        return original(texts, contexts=contexts, **kwargs)
 
     component.classifier.predict = counting
     try:
         docs = list(nlp_zh.pipe([ARTICLE_ZH, "中國一直供應美國54%的鍺。", ""], batch_size=8))
     finally:
         component.classifier.predict = original
-    assert calls == [4]  # one model call for heading + 2 sentences, 1 sentence, nothing
+    # one model call for heading + 2 sentences, 1 sentence, nothing; each doc its own article
+    assert calls == [["0", "0", "0", "1"]]
     single = nlp_zh(ARTICLE_ZH)
     assert [s._.stance for s in docs[0].sents] == [s._.stance for s in single.sents]
     assert docs[2]._.mineral_stance["sentences"] == 0
