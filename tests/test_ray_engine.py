@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import ray
 
+from mineral_stance import model_files
 from mineral_stance.cli import main
 from mineral_stance.corpus import seed_paths
 from mineral_stance.ray_engine import read_shards, shard_paths
@@ -43,7 +44,7 @@ def assert_same_records(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 
 def test_ray_records_equal_the_local_records_and_resume(
-    tiny_model_dir, tmp_path, local_ray, capsys
+    tiny_model_dir, tmp_path, local_ray, capsys, monkeypatch
 ):
     seeds = [str(p) for p in seed_paths()]
     local = tmp_path / "local.jsonl"
@@ -77,8 +78,16 @@ def test_ray_records_equal_the_local_records_and_resume(
     shutil.copytree(tiny_model_dir, headless)
     (headless / "heads.safetensors").unlink()
     broken = [str(headless) if a == str(tiny_model_dir) else a for a in args]
+    # the driver refuses it before Ray runs anything ...
+    assert main([*broken, "--engine", "ray", "--overwrite"]) == 2
+    assert "heads.safetensors" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in shard_paths(shards)} == before
+    # ... and when the actors are the first to find it (the driver's check skipped here),
+    # the run fails in the middle and the old shards still stand
+    monkeypatch.setattr(model_files, "validate_model_dir", lambda directory: None)
     with pytest.raises(Exception, match="heads"):
         main([*broken, "--engine", "ray", "--overwrite"])
+    monkeypatch.undo()
     assert {path.name: path.read_bytes() for path in shard_paths(shards)} == before
     # one that succeeds replaces them: new shards, the same records once, the user's file kept
     assert main([*args, "--engine", "ray", "--overwrite"]) == 0
