@@ -47,10 +47,20 @@ TARGETS = {"speedup_per_cpu_second": 5.0, "cold_start_seconds": 3.0, "peak_rss_m
 SIZES = (661, 6610)
 
 
-def seed_texts() -> list[str]:
+def seed_units(n: int = 661) -> tuple[list[str], list]:
+    """n seed units (the 661 repeated as needed) and their contexts, as ``classify`` gives them:
+    each copy of an article is an article of its own, so the article vectors are real."""
+    from mineral_stance.context import contexts_of_units
     from mineral_stance.corpus import seed_paths, segment_file
 
-    return [unit.text for path in seed_paths() for unit in segment_file(path)]
+    texts, doc_ids = [], []
+    for copy in range(n // 661 + 1):
+        for path in seed_paths():
+            for unit in segment_file(path):
+                texts.append(unit.text)
+                doc_ids.append(f"{path.name}#{copy}")
+    texts, doc_ids = texts[:n], doc_ids[:n]
+    return texts, contexts_of_units(texts, [""] * n, doc_ids)
 
 
 def labels(clf, probabilities) -> dict[str, np.ndarray]:
@@ -80,7 +90,7 @@ def make_pipeline_method(clf, batch_size: int):
         "feature-extraction", model=model.encoder, tokenizer=clf.tokenizer, device="cpu"
     )
 
-    def run(texts: list[str]) -> None:
+    def run(texts: list[str], contexts: list) -> None:
         inputs = [config.text_prefix + t for t in convert_script(texts, config.script)]
         states = extractor(
             inputs,
@@ -89,9 +99,11 @@ def make_pipeline_method(clf, batch_size: int):
             tokenize_kwargs={"truncation": True, "max_length": config.max_length},
         )
         with torch.inference_mode():
-            for state, text in zip(states, texts, strict=True):
-                mask = torch.ones(state.shape[:2], dtype=torch.long)
-                model.heads(state, mask, model.text_cues([text]))
+            pooled = torch.cat(
+                [model.pool(state, torch.ones(state.shape[:2], dtype=torch.long))
+                 for state in states]
+            )
+            model.classify(pooled, model.text_cues(texts), model.article_input(pooled, contexts))
 
     return run
 
@@ -104,17 +116,24 @@ def make_plain_forward(clf, batch_size: int = 64):
 
     model, config = clf.model, clf.model.config
 
-    def run(texts: list[str]) -> None:
-        cues = model.text_cues(texts)
+    def run(texts: list[str], contexts: list) -> None:
         converted = convert_script(texts, config.script)
+        rows, parts = [], []
         with torch.inference_mode():
             for batch, inputs in token_sorted_batches(
                 clf.tokenizer, converted, None, config.text_prefix, config.max_length,
                 "none", 0, batch_size,
             ):
-                ids, mask = inputs["input_ids"], inputs["attention_mask"]
-                logits = model(torch.from_numpy(ids), torch.from_numpy(mask), cues[batch])
-                torch.sigmoid(logits["claims"]), torch.softmax(logits["stance"], -1)
+                ids = torch.from_numpy(inputs["input_ids"])
+                mask = torch.from_numpy(inputs["attention_mask"])
+                states = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                rows.extend(batch)
+                parts.append(model.pool(states, mask))
+            pooled = torch.cat(parts)[np.argsort(rows)]  # back in input order
+            logits = model.classify(
+                pooled, model.text_cues(texts), model.article_input(pooled, contexts)
+            )
+            torch.sigmoid(logits["claims"]), torch.softmax(logits["stance"], -1)
 
     return run
 
@@ -134,12 +153,12 @@ def child(backend: str, precision: str | None, n: int, threads: int | None, star
     """Run in a fresh process: load, label one sentence, then n sentences; print JSON."""
     from mineral_stance.predict import load_classifier
 
-    texts = (seed_texts() * (n // 661 + 1))[:n]
+    texts, contexts = seed_units(n)
     clf = load_classifier(threads=threads, backend=backend, precision=precision)
-    clf.predict(texts[:1])
+    clf.predict(texts[:1], contexts=contexts[:1])
     cold_start = time.time() - start
     wall, cpu = time.perf_counter(), time.process_time()
-    clf.predict(texts)
+    clf.predict(texts, contexts=contexts)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak_mb = peak_rss_mb()
     # what the predict path pulled in: the ONNX backend should need none of these
@@ -279,7 +298,7 @@ def main() -> None:
 
     load_start = os.getloadavg()
     threads = inference_threads(args.threads)
-    texts = seed_texts()[: args.sentences]
+    texts, contexts = seed_units(args.sentences or 661)
     classifiers = {
         name: load_classifier(threads=threads, backend=b, precision=p)
         for name, (b, p) in BACKENDS.items()
@@ -293,7 +312,7 @@ def main() -> None:
     for name, clf in classifiers.items():
         methods[f"clf.predict {name}"] = clf.predict
     for method in methods.values():  # warm-up
-        method(texts[:32])
+        method(texts[:32], contexts[:32])
 
     walls: dict[str, list[float]] = {name: [] for name in methods}
     cpus: dict[str, list[float]] = {name: [] for name in methods}
@@ -301,15 +320,17 @@ def main() -> None:
     for round_number in range(args.rounds):
         for name, method in methods.items():
             wall, cpu = time.perf_counter(), time.process_time()
-            method(texts)
+            method(texts, contexts)
             walls[name].append(time.perf_counter() - wall)
             cpus[name].append(time.process_time() - cpu)
         round_loads.append(os.getloadavg()[0])
         print(f"round {round_number + 1}: load {round_loads[-1]:.1f}", flush=True)
 
-    reference = labels(torch_clf, torch_clf.predict_proba(texts))
+    reference = labels(torch_clf, torch_clf.predict_proba(texts, contexts=contexts))
     agreement = {
-        f"clf.predict {name}": changed(labels(clf, clf.predict_proba(texts)), reference)
+        f"clf.predict {name}": changed(
+            labels(clf, clf.predict_proba(texts, contexts=contexts)), reference
+        )
         for name, clf in classifiers.items()
         if name != "torch"
     }

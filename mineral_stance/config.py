@@ -65,6 +65,7 @@ COMPARED_CONFIGS = (
     "training/e5-linear-probe-article.toml",
     "training/e5-lora.toml",
     "training/e5-lora-context.toml",
+    "training/e5-lora-article.toml",
     "training/e5-finetune.toml",
     "training/e5-finetune-context.toml",
     "training/e5-finetune-article.toml",

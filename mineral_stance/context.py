@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     import torch
 
 CONTEXT_MODES: tuple[str, ...] = ("none", "previous", "previous+title")
+# sentences tokenized per call when there is no context (bounds the tokenizer's peak memory)
+ENCODE_SLICE = 512
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def encode_rows(
     max_length: int,
     mode: str = "none",
     context_length: int = 0,
-) -> list[tuple[list[int], int]]:
+) -> list[tuple[np.ndarray, int]]:
     """Per sentence, its input ids (unpadded) and how many of them are the sentence's own.
 
     Without context (mode "none", or no contexts given) the ids are the sentence
@@ -131,10 +133,17 @@ def encode_rows(
     """
     check_context_mode(mode)
     if mode == "none" or contexts is None:
-        encoded = tokenizer(
-            [prefix + text for text in texts], truncation=True, max_length=max_length
-        )["input_ids"]
-        return [(ids, len(ids)) for ids in encoded]
+        rows = []
+        # in slices, each kept as compact arrays: the tokenizer's full output for a
+        # corpus-sized call (offsets, masks, Python ints) would raise the peak memory
+        for start in range(0, len(texts), ENCODE_SLICE):
+            encoded = tokenizer(
+                [prefix + text for text in texts[start : start + ENCODE_SLICE]],
+                truncation=True,
+                max_length=max_length,
+            )["input_ids"]
+            rows.extend((np.array(ids, dtype=np.int32), len(ids)) for ids in encoded)
+        return rows
     if len(contexts) != len(texts):
         raise ValueError(f"{len(texts)} sentences but {len(contexts)} contexts")
     backend = tokenizer.backend_tokenizer
@@ -146,15 +155,15 @@ def encode_rows(
         second = _context_encoding(backend, context, mode, context_length)
         if second is None:
             ids = processor.process(sentence, None, True).ids
-            rows.append((ids, len(ids)))
+            rows.append((np.array(ids, dtype=np.int32), len(ids)))
         else:
             pair = processor.process(sentence, second, True)
             # the first text and the special tokens before the second: <s> sentence </s></s>
-            rows.append((pair.ids, pair.sequence_ids.index(1)))
+            rows.append((np.array(pair.ids, dtype=np.int32), pair.sequence_ids.index(1)))
     return rows
 
 
-def pad_rows(rows: list[tuple[list[int], int]], pad_id: int) -> dict[str, np.ndarray]:
+def pad_rows(rows: list[tuple[np.ndarray, int]], pad_id: int) -> dict[str, np.ndarray]:
     """Rows of ``encode_rows`` as padded int64 arrays: input ids, attention and sentence mask."""
     longest = max((len(ids) for ids, _ in rows), default=0)
     input_ids = np.full((len(rows), longest), pad_id, dtype=np.int64)

@@ -12,13 +12,24 @@ from __future__ import annotations
 
 from mineral_stance.model_config import ModelConfig, convert_script
 
+# sentences tokenized per call: the offsets of a corpus-sized call, as Python tuples,
+# would stay in the process's peak memory long after they are dropped
+SLICE = 512
+
 
 def fit_to_model(
     config: ModelConfig, tokenizer, texts: list[str]
 ) -> tuple[list[str], list[bool]]:
     """Each text as the model reads it (cut if over ``max_length`` tokens), and whether cut."""
-    if not texts:
-        return [], []
+    fitted, truncated = [], []
+    for start in range(0, len(texts), SLICE):
+        part_fitted, part_truncated = _fit_slice(config, tokenizer, texts[start : start + SLICE])
+        fitted.extend(part_fitted)
+        truncated.extend(part_truncated)
+    return fitted, truncated
+
+
+def _fit_slice(config: ModelConfig, tokenizer, texts: list[str]) -> tuple[list[str], list[bool]]:
     prefix = config.text_prefix
     converted = [prefix + text for text in convert_script(texts, config.script)]
     encoded = tokenizer(

@@ -286,3 +286,18 @@ def test_progress_chunks_never_split_an_article():
     chunks = list(progress_chunks(contexts, len(contexts), 2))
     assert chunks == [(0, 3), (3, 8), (8, 10), (10, 11)]
     assert list(progress_chunks(None, 5, 2)) == [(0, 2), (2, 4), (4, 5)]
+
+
+def test_rows_encoded_in_slices_equal_one_call(tiny_base_model):
+    """Without context the sentences are tokenized in slices of ENCODE_SLICE; the ids
+    are those of one call over all of them."""
+    from transformers import AutoTokenizer
+
+    from mineral_stance import context
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    texts = [f"第{i}句：美国应与盟友合作。" * (1 + i % 3) for i in range(context.ENCODE_SLICE + 7)]
+    rows = context.encode_rows(tokenizer, texts, None, "query: ", 32)
+    expected = tokenizer(["query: " + t for t in texts], truncation=True, max_length=32)
+    assert [list(ids) for ids, _ in rows] == expected["input_ids"]
+    assert [n for _, n in rows] == [len(ids) for ids in expected["input_ids"]]
