@@ -29,6 +29,6 @@ def test_fast_tokenizer_matches_transformers_on_the_seed_units():
     assert fit_to_model(config, fast, texts) == fit_to_model(config, reference, texts)
     contexts = [Context(texts[i - 1] if i else "", "关键矿产联盟") for i in range(len(texts))]
     for mode in ("none", "previous+title"):
-        assert encode_rows(fast, texts, contexts, "query: ", 32, mode, 16) == encode_rows(
-            reference, texts, contexts, "query: ", 32, mode, 16
-        )
+        rows = encode_rows(fast, texts, contexts, "query: ", 32, mode, 16)
+        expected = encode_rows(reference, texts, contexts, "query: ", 32, mode, 16)
+        assert [(list(ids), n) for ids, n in rows] == [(list(ids), n) for ids, n in expected]
