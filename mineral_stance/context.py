@@ -29,13 +29,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tokenizers import Encoding
 
+from mineral_stance.config import LABELLED_KINDS
 from mineral_stance.model_config import convert_script
 
 if TYPE_CHECKING:
     import torch
 
 CONTEXT_MODES: tuple[str, ...] = ("none", "previous", "previous+title")
-# sentences tokenized per call when there is no context (bounds the tokenizer's peak memory)
+# sentences tokenized per call (encode_rows without context, truncation.fit_to_model):
+# bounds the peak memory a corpus-sized tokenizer output would leave behind
 ENCODE_SLICE = 512
 
 
@@ -82,6 +84,21 @@ def convert_contexts(contexts: list[Context] | None, script: str) -> list[Contex
     return [
         Context(p, t, c.article) for p, t, c in zip(previous, titles, contexts, strict=True)
     ]
+
+
+def contexts_of_articles(articles: list[list]) -> tuple[list, list[Context]]:
+    """The units to label (body and heading, anything with ``kind`` and ``text``) of each
+    article, in reading order, and each one's context: the labelled unit before it, the
+    article's first heading, and the article (numbered in the order given)."""
+    labelled, contexts = [], []
+    for number, units in enumerate(articles):
+        article = [u for u in units if u.kind in LABELLED_KINDS]
+        title = next((u.text for u in units if u.kind == "heading"), "")
+        for position, unit in enumerate(article):
+            labelled.append(unit)
+            previous = article[position - 1].text if position else ""
+            contexts.append(Context(previous, title, article=str(number)))
+    return labelled, contexts
 
 
 def contexts_of_units(texts: list[str], titles: list[str], doc_ids: list[str]) -> list[Context]:

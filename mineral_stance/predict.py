@@ -23,7 +23,7 @@ from mineral_stance.config import (
     TrainConfig,
     inference_threads,
 )
-from mineral_stance.context import Context
+from mineral_stance.context import Context, contexts_of_articles
 from mineral_stance.labels import Probabilities, Targets, label_dicts
 from mineral_stance.results import ArticleResult, Predictions, prediction_columns
 from mineral_stance.segment import Unit, segment_text
@@ -307,14 +307,7 @@ class StanceClassifier:
         get the schema's default for non-claims (no claim, ``unrelated``, ``author``) and
         probability columns left empty.
         """
-        labelled, contexts = [], []
-        for number, units in enumerate(groups):
-            article = [u for u in units if u.kind in LABELLED_KINDS]
-            title = next((u.text for u in units if u.kind == "heading"), "")
-            for position, unit in enumerate(article):
-                labelled.append(unit)
-                previous = article[position - 1].text if position else ""
-                contexts.append(Context(previous, title, article=str(number)))
+        labelled, contexts = contexts_of_articles(groups)
         results = iter(
             self.predict([u.text for u in labelled], contexts, min_confidence=min_confidence)
         )

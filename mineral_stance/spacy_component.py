@@ -26,7 +26,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
 from mineral_stance.config import LABELLED_KINDS
-from mineral_stance.context import Context
+from mineral_stance.context import contexts_of_articles
 from mineral_stance.results import STANCE_COLOURS, summarise
 from mineral_stance.segment import segment_text
 
@@ -80,16 +80,11 @@ class MineralStanceComponent:
 
     def _label(self, docs: list[Doc]) -> list[Doc]:
         plans = [sentence_plan(doc) for doc in docs]
-        texts, contexts = [], []
-        for number, plan in enumerate(plans):  # each sentence in its context, as classify does
-            labelled = [s.text for s in plan if s.kind in LABELLED_KINDS]
-            title = next((s.text for s in plan if s.kind == "heading"), "")
-            for position, text in enumerate(labelled):
-                texts.append(text)
-                previous = labelled[position - 1] if position else ""
-                contexts.append(Context(previous, title, article=str(number)))
+        labelled, contexts = contexts_of_articles(plans)  # each sentence in its context
         results = iter(
-            self.classifier.predict(texts, contexts=contexts, batch_size=self.batch_size)
+            self.classifier.predict(
+                [s.text for s in labelled], contexts=contexts, batch_size=self.batch_size
+            )
         )
         for doc, plan in zip(docs, plans, strict=True):
             records = []

@@ -10,11 +10,8 @@ that cut text; the caller flags the sentence as ``truncated``.
 
 from __future__ import annotations
 
+from mineral_stance.context import ENCODE_SLICE
 from mineral_stance.model_config import ModelConfig, convert_script
-
-# sentences tokenized per call: the offsets of a corpus-sized call, as Python tuples,
-# would stay in the process's peak memory long after they are dropped
-SLICE = 512
 
 
 def fit_to_model(
@@ -22,8 +19,11 @@ def fit_to_model(
 ) -> tuple[list[str], list[bool]]:
     """Each text as the model reads it (cut if over ``max_length`` tokens), and whether cut."""
     fitted, truncated = [], []
-    for start in range(0, len(texts), SLICE):
-        part_fitted, part_truncated = _fit_slice(config, tokenizer, texts[start : start + SLICE])
+    # in slices: the offsets of a corpus-sized call, as Python tuples, would stay in the
+    # process's peak memory long after they are dropped
+    for start in range(0, len(texts), ENCODE_SLICE):
+        part = texts[start : start + ENCODE_SLICE]
+        part_fitted, part_truncated = _fit_slice(config, tokenizer, part)
         fitted.extend(part_fitted)
         truncated.extend(part_truncated)
     return fitted, truncated

@@ -66,11 +66,11 @@ def test_article_records_carry_the_flag(cue_model):
 
 def test_texts_are_fitted_in_slices_as_they_would_be_one_by_one(cue_model):
     """Tokenized in slices (to bound peak memory), with long sentences on the slice edges."""
-    from mineral_stance import truncation
+    from mineral_stance.context import ENCODE_SLICE
 
     config, tokenizer = cue_model.model.config, cue_model.tokenizer
-    texts = [f"第{i}句：美国应与盟友合作。" for i in range(2 * truncation.SLICE + 3)]
-    for edge in (truncation.SLICE - 1, truncation.SLICE, 2 * truncation.SLICE + 2):
+    texts = [f"第{i}句：美国应与盟友合作。" for i in range(2 * ENCODE_SLICE + 3)]
+    for edge in (ENCODE_SLICE - 1, ENCODE_SLICE, 2 * ENCODE_SLICE + 2):
         texts[edge] = HEAD + texts[edge]
     fitted, truncated = fit_to_model(config, tokenizer, texts)
     one_by_one = [fit_to_model(config, tokenizer, [text]) for text in texts]
