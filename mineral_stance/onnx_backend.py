@@ -210,6 +210,18 @@ def _export_fp32(model_dir: Path, path: Path) -> None:
         )
 
 
+def int8_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row as int8 with its own fp32 scale (symmetric: ``scale = max |row| / 127``).
+
+    The export's word-embedding table; the tests round torch's table with it to
+    check that the graph computes what torch computes from the same rows.
+    """
+    scales = np.abs(weights).max(axis=1, keepdims=True) / 127.0
+    scales[scales == 0] = 1.0
+    quantised = np.clip(np.round(weights / scales), -127, 127).astype(np.int8)
+    return quantised, scales.astype(np.float32)
+
+
 def _embeddings_to_int8(path: Path) -> None:
     """Store the word-embedding matrix as int8 rows, each with its own scale.
 
@@ -233,12 +245,10 @@ def _embeddings_to_int8(path: Path) -> None:
         weights = numpy_helper.to_array(table)
         if "word_embeddings" not in table.name or weights.dtype != np.float32:
             continue
-        scales = np.abs(weights).max(axis=1, keepdims=True) / 127.0
-        scales[scales == 0] = 1.0
-        quantised = np.clip(np.round(weights / scales), -127, 127).astype(np.int8)
+        quantised, scales = int8_rows(weights)
         table.CopyFrom(numpy_helper.from_array(quantised, table.name))
         scale_table = table.name + "_scales"
-        graph.initializer.append(numpy_helper.from_array(scales.astype(np.float32), scale_table))
+        graph.initializer.append(numpy_helper.from_array(scales, scale_table))
         gathered = node.output[0]
         node.output[0] = gathered + "_int8"
         position = list(graph.node).index(node) + 1

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -93,6 +94,7 @@ def tiny_base_model(tmp_path_factory) -> Path:
         intermediate_size=64,
         max_position_embeddings=256,
     )
+    torch.manual_seed(0)  # the same tiny weights on every machine: tolerances hold everywhere
     BertModel(config, add_pooling_layer=False).save_pretrained(directory)
     return directory
 
@@ -112,3 +114,18 @@ def tiny_model_dir(tiny_base_model, tmp_path_factory) -> Path:
         [r["text"] for r in records], targets_from_records(records)
     )
     return classifier.save_pretrained(tmp_path_factory.mktemp("tiny-model") / "model")
+
+
+def round_embeddings_like_onnx(classifier) -> None:
+    """Give a torch classifier the int8 word-embedding rows the ONNX export stores.
+
+    The rounding moves a tiny random model's probabilities by up to ~1e-3 (the
+    real model's by far less: benchmarks/predict_speed.py), so the backends are
+    compared on the same rows, where only fp32 arithmetic may differ.
+    """
+    from mineral_stance.onnx_backend import int8_rows
+
+    table = classifier.model.encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        quantised, scales = int8_rows(table.detach().float().numpy())
+        table.copy_(torch.from_numpy(quantised.astype("float32") * scales))

@@ -12,7 +12,7 @@ from mineral_stance.labels import label_dicts
 from mineral_stance.model import ModelConfig
 from mineral_stance.predict import load_classifier
 
-from .conftest import make_records
+from .conftest import make_records, round_embeddings_like_onnx
 
 SENTENCES = [
     "美国应与盟友合作，确保供应链安全。",
@@ -53,13 +53,15 @@ def test_onnx_gives_the_torch_labels_and_probabilities_on_a_tiny_model(tiny_mode
     onnx_clf = load_classifier(tiny_model_dir, threads=1, backend="onnx")
     # the tiny model was trained with LoRA: the export must have the adapter merged
     assert ModelConfig.load(tiny_model_dir).method == "lora"
-    expected, got = torch_clf.predict_proba(SENTENCES), onnx_clf.predict_proba(SENTENCES)
-    # the export stores the word embeddings as int8 rows (onnx_backend._embeddings_to_int8):
-    # probabilities move by up to about 2e-4 (1e-3 allowed), labels not at all
-    np.testing.assert_allclose(got.stance, expected.stance, atol=1e-3)
-    np.testing.assert_allclose(got.claims, expected.claims, atol=1e-3)
-    np.testing.assert_allclose(got.voice, expected.voice, atol=1e-3)
-    # labels agree wherever torch's decision is not a near tie (within 1e-3 of its boundary)
+    # the export stores the word embeddings as int8 rows (onnx_backend.int8_rows): from
+    # the same rows, the graph computes torch's probabilities up to fp32 rounding
+    same_rows = load_classifier(tiny_model_dir, threads=1)
+    round_embeddings_like_onnx(same_rows)
+    expected, got = same_rows.predict_proba(SENTENCES), onnx_clf.predict_proba(SENTENCES)
+    for task in ("claims", "stance", "voice"):
+        np.testing.assert_allclose(getattr(got, task), getattr(expected, task), atol=1e-5)
+    # and the rounding moves no label of the unrounded torch model, wherever its
+    # decision is not a near tie (within 1e-3 of its boundary)
     texts = SENTENCES + [r["text"] for r in make_records()]
     decisive = decisive_rows(torch_clf.predict_proba(texts), torch_clf.claim_thresholds)
     assert decisive.sum() >= len(texts) // 2
@@ -98,11 +100,12 @@ def test_onnx_reads_context_and_temperatures_as_torch_does(tiny_base_model, tmp_
     classifier.temperatures = {"claims": 1.5, "stance": 0.7, "voice": 2.0}
     directory = classifier.save_pretrained(tmp_path / "context-model")
     torch_clf = load_classifier(directory, threads=1)
+    round_embeddings_like_onnx(torch_clf)  # the export's int8 embedding rows: see above
     onnx_clf = load_classifier(directory, threads=1, backend="onnx")
     expected = torch_clf.predict_proba(texts, contexts)
     got = onnx_clf.predict_proba(texts, contexts)
-    for task in ("claims", "stance", "voice"):  # int8 embedding rows: see the test above
-        np.testing.assert_allclose(getattr(got, task), getattr(expected, task), atol=1e-3)
+    for task in ("claims", "stance", "voice"):
+        np.testing.assert_allclose(getattr(got, task), getattr(expected, task), atol=1e-5)
     # the context matters to this model, so agreement above is not agreement by accident
     alone = torch_clf.predict_proba(texts)
     assert not np.allclose(alone.stance, expected.stance, atol=1e-3)
