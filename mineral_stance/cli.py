@@ -760,6 +760,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def fold_count(text: str) -> int:
+    """Cross-validation folds: 0 (leave one document out) or at least 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value == 1 or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be 0 (leave one document out) or at least 2, got {value}"
+        )
+    return value
+
+
 def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
     """Usage error (before any model loads) when an output exists and --overwrite is not given."""
     existing = [str(p) for p in paths if p.exists()]
@@ -899,6 +912,35 @@ def classify_on_ray(args: argparse.Namespace) -> int:
     return 1 if counts.failed else 0
 
 
+# --- options several commands share, defined once so they read and check alike --------
+
+
+def add_model_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--model", help="model directory (default: the shipped model)")
+
+
+def add_threads_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--threads", type=positive_int, default=None, help="CPU threads (default: the idle cores)"
+    )
+
+
+def add_backend_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="run the encoder with torch or ONNX Runtime (the [onnx] extra; faster)",
+    )
+    command.add_argument(
+        "--precision", choices=("fp32", "int8"), default=None, help="ONNX weights (default fp32)"
+    )
+
+
+def add_overwrite_option(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument("--overwrite", action="store_true", help=what)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="mineral-stance",
@@ -953,23 +995,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", help="output .jsonl (default: stdout), .csv or .parquet"
     )
     classify.add_argument("--summary", help="write per-article summaries here (.jsonl or .csv)")
-    classify.add_argument("--model", help="model directory (default: the shipped model)")
+    add_model_option(classify)
     classify.add_argument(
         "--batch-size", type=positive_int, default=None,
         help="sentences per model call (default: 64 for torch, 16 for onnx)",
     )
-    classify.add_argument(
-        "--threads", type=positive_int, default=None, help="CPU threads (default: the idle cores)"
-    )
-    classify.add_argument(
-        "--backend",
-        choices=("torch", "onnx"),
-        default="torch",
-        help="run the encoder with torch or ONNX Runtime (the [onnx] extra; faster)",
-    )
-    classify.add_argument(
-        "--precision", choices=("fp32", "int8"), default=None, help="ONNX weights (default fp32)"
-    )
+    add_threads_option(classify)
+    add_backend_options(classify)
     classify.add_argument(
         "--engine",
         choices=("local", "ray"),
@@ -984,7 +1016,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray-cpus", type=positive_int, default=None, help="CPUs of a local Ray (default: all)"
     )
     classify.add_argument("--resume", action="store_true", help="skip articles already in -o")
-    classify.add_argument("--overwrite", action="store_true", help="replace an existing -o")
+    add_overwrite_option(classify, "replace an existing -o")
     classify.add_argument("--text-field", default="text", help="text field of .jsonl input")
     classify.add_argument("--id-field", default=None, help="id field/column of .jsonl/.csv input")
     classify.add_argument("--text-column", default="text", help="text column of .csv input")
@@ -1010,10 +1042,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="model directory to write (default: models/<config name>; never the shipped "
         "model unless --overwrite)",
     )
-    train.add_argument(
-        "--overwrite", action="store_true", help="replace an existing model directory"
-    )
-    train.add_argument("--folds", type=int, default=5,
+    add_overwrite_option(train, "replace an existing model directory")
+    train.add_argument("--folds", type=fold_count, default=5,
                        help="outlet-held-out folds for the card's metrics and the claim "
                             "thresholds (0: leave one document out)")
     train.add_argument("--reports", default=None,
@@ -1030,16 +1060,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="score a model on an annotation file")
     evaluate.add_argument("gold", help="JSON Lines in the label schema")
-    evaluate.add_argument("--model", help="model directory (default: the shipped model)")
+    add_model_option(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--html", help="where to write the HTML report")
-    evaluate.add_argument(
-        "--backend", choices=("torch", "onnx"), default="torch",
-        help="score the model as run by torch or by ONNX Runtime (the [onnx] extra)",
-    )
-    evaluate.add_argument(
-        "--precision", choices=("fp32", "int8"), default=None, help="ONNX weights (default fp32)"
-    )
+    add_backend_options(evaluate)
     evaluate.set_defaults(run=cmd_evaluate)
 
     compare = commands.add_parser(
@@ -1064,7 +1088,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--only", nargs="*", help="run only systems whose name contains these")
     compare.add_argument("--seeds-only", action="store_true",
                          help="the five seed articles alone (the gold set before the corpus grew)")
-    compare.add_argument("--folds", type=int, default=5,
+    compare.add_argument("--folds", type=fold_count, default=5,
                          help="outlet-held-out folds (0: leave one document out)")
     compare.add_argument("--add", action="store_true",
                          help="keep the systems already in the output's comparison.json "
@@ -1088,14 +1112,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "-o", "--output", required=True, help="tasks file: .json (Label Studio), .jsonl (doccano)"
     )
-    export.add_argument("--model", help="model directory (default: the shipped model)")
+    add_model_option(export)
     export.add_argument(
         "--no-model",
         action="store_true",
         help="no model pre-annotation; records' own labels (if any) are the pre-annotation",
     )
-    export.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    export.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_threads_option(export)
+    add_overwrite_option(export, "replace existing outputs")
     export.set_defaults(run=cmd_export)
 
     importer = commands.add_parser(
@@ -1116,7 +1140,7 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument(
         "--append", action="store_true", help="add to -o, skipping sentence ids already there"
     )
-    importer.add_argument("--overwrite", action="store_true", help="replace -o")
+    add_overwrite_option(importer, "replace -o")
     importer.set_defaults(run=cmd_import)
 
     suggest = commands.add_parser(
@@ -1124,7 +1148,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the sentences most worth annotating next (model uncertainty and diversity)",
     )
     suggest.add_argument("paths", nargs="+", metavar="ARTICLES", help="files, folders, globs")
-    suggest.add_argument("-n", type=int, default=200, help="how many sentences (default 200)")
+    suggest.add_argument(
+        "-n", type=positive_int, default=200, help="how many sentences (default 200)"
+    )
     suggest.add_argument("-o", "--output", required=True, help="suggested sentences (.jsonl)")
     suggest.add_argument(
         "--gold",
@@ -1137,9 +1163,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="margin",
         help="how model uncertainty is measured per task (default: margin)",
     )
-    suggest.add_argument("--model", help="model directory (default: the shipped model)")
-    suggest.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    suggest.add_argument("--overwrite", action="store_true", help="replace an existing -o")
+    add_model_option(suggest)
+    add_threads_option(suggest)
+    add_overwrite_option(suggest, "replace an existing -o")
     suggest.set_defaults(run=cmd_suggest)
     return parser
 

@@ -112,6 +112,28 @@ def test_bad_numeric_options_are_usage_errors(article, capsys, no_model, option,
     assert err == f"error: {message} (see mineral-stance classify --help)\n"
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["export", "a.txt", "--format", "doccano", "-o", "t.jsonl", "--threads", "0"],
+         "argument --threads: must be at least 1, got 0"),
+        (["suggest", "a.txt", "-o", "s.jsonl", "--threads", "-2"],
+         "argument --threads: must be at least 1, got -2"),
+        (["suggest", "a.txt", "-o", "s.jsonl", "-n", "0"], "argument -n: must be at least 1, got 0"),
+        (["compare", "--folds", "1"],
+         "argument --folds: must be 0 (leave one document out) or at least 2, got 1"),
+        (["train", "--folds", "-5"],
+         "argument --folds: must be 0 (leave one document out) or at least 2, got -5"),
+    ],
+)
+def test_every_command_checks_its_numbers_before_doing_anything(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(arguments)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err == f"error: {message} (see mineral-stance {arguments[0]} --help)\n"
+
+
 def test_load_classifier_refuses_bad_thread_counts():
     from mineral_stance.predict import load_classifier
 
